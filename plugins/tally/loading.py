@@ -1,0 +1,63 @@
+"""Load landed files into raw tables with COPY: a whole file in one transaction, or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from tally import formats, landing, storage
+from tally.config import Settings
+from tally.sources import SourceConfig
+
+
+@dataclass(frozen=True)
+class Loaded:
+    file_id: int
+    source: str
+    status: str  # 'loaded' or 'quarantined'
+    rows: int = 0
+    error: str | None = None
+
+
+def copy_rows(conn: psycopg.Connection, config: SourceConfig, file_id: int, rows) -> int:
+    columns = ["file_id", "line_no", *config.raw_columns]
+    frame = rows[columns[1:]].copy()
+    frame.insert(0, "file_id", file_id)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False)
+    schema, table = config.raw_table.split(".")
+    statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+        sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.write(buffer.getvalue())
+    return len(frame)
+
+
+def load_file(settings: Settings, conn: psycopg.Connection, s3, config: SourceConfig,
+              file_id: int) -> Loaded:
+    key, sha256, name = conn.execute(
+        "select raw_key, sha256, original_name from tally.files where file_id = %s", (file_id,)
+    ).fetchone()
+    data = storage.get_bytes(s3, settings.s3.raw_bucket, key)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise RuntimeError(f"raw object {key} does not match its manifest hash")
+    try:
+        parsed = formats.parse(data, config, name)
+    except formats.FormatError as exc:
+        landing.quarantine(settings, conn, s3, file_id, data, str(exc))
+        return Loaded(file_id, config.source, "quarantined", error=str(exc))
+    with conn.transaction():
+        claimed = conn.execute(
+            "update tally.files set status = 'loaded', loaded_at = now() "
+            "where file_id = %s and status = 'landed' returning file_id", (file_id,),
+        ).fetchone()
+        if not claimed:  # another run loaded it meanwhile
+            return Loaded(file_id, config.source, "skipped")
+        count = copy_rows(conn, config, file_id, parsed.rows)
+        conn.execute("update tally.files set row_count = %s where file_id = %s",
+                     (count, file_id))
+    return Loaded(file_id, config.source, "loaded", rows=count)

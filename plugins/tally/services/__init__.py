@@ -1,0 +1,45 @@
+"""Embedded services: a PostgreSQL cluster and a SeaweedFS S3 server under TALLY_HOME."""
+
+from __future__ import annotations
+
+import json
+import secrets as _secrets
+
+from tally.config import Settings, load
+from tally.services import postgres, s3
+
+
+def ensure_secrets(settings: Settings) -> Settings:
+    """Generate the embedded services' credentials once; they live only under TALLY_HOME."""
+    path = settings.secrets_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        values = {
+            "pg_password": _secrets.token_urlsafe(18),
+            "s3_access_key": "tally" + _secrets.token_hex(6),
+            "s3_secret_key": _secrets.token_urlsafe(24),
+        }
+        path.write_text(json.dumps(values, indent=2))
+        path.chmod(0o600)
+    return load(settings.env)
+
+
+def up(settings: Settings | None = None) -> Settings:
+    settings = ensure_secrets(settings or load())
+    if settings.pg.embedded:
+        postgres.start(settings)
+    postgres.bootstrap(settings)
+    if settings.s3.embedded:
+        s3.start(settings)
+    s3.create_buckets(settings)
+    return settings
+
+
+def down(settings: Settings | None = None) -> list[str]:
+    settings = settings or load()
+    return [name for name, stop in (("s3", s3.stop), ("postgres", postgres.stop)) if stop(settings)]
+
+
+def status(settings: Settings | None = None) -> dict[str, str]:
+    settings = settings or load()
+    return {"postgres": postgres.status(settings), "s3": s3.status(settings)}

@@ -1,0 +1,81 @@
+"""Tally's own tables in PostgreSQL: the file manifest, the run log and the raw tables.
+
+Raw tables are derived from the source configurations, so adding a source or a column is a
+configuration change. Everything here is idempotent and runs before every land and load.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+CONTROL_DDL = """
+create schema if not exists tally;
+create schema if not exists raw;
+
+create table if not exists tally.files (
+    file_id        bigserial primary key,
+    sha256         text not null,
+    source         text not null,
+    business_date  date not null,
+    original_name  text not null,
+    size_bytes     bigint not null,
+    raw_key        text not null,
+    parser         text not null,
+    parser_version text not null,
+    status         text not null
+        check (status in ('landed', 'loaded', 'quarantined', 'duplicate')),
+    duplicate_of   bigint references tally.files (file_id),
+    row_count      integer,
+    received_at    timestamptz not null default now(),
+    loaded_at      timestamptz,
+    quarantine_key text,
+    error          text
+);
+comment on table tally.files is
+    'Manifest: every file ever received, including duplicates and quarantined ones.';
+
+-- The same bytes are accepted once; a later copy is recorded as a duplicate of the first.
+create unique index if not exists files_first_sighting
+    on tally.files (sha256) where status <> 'duplicate';
+create index if not exists files_by_day on tally.files (business_date, source);
+
+create table if not exists tally.runs (
+    run_id         text primary key,
+    business_date  date not null,
+    started_at     timestamptz not null default now(),
+    finished_at    timestamptz,
+    status         text not null default 'running',
+    gate_passed    boolean,
+    gate_summary   jsonb,
+    report_uri     text,
+    code_version   text,
+    input_files    jsonb
+);
+"""
+
+
+def ensure_schema(conn: psycopg.Connection, sources=None) -> None:
+    """Create control tables, and a raw table per source configuration given."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('tally.ensure_schema'))")
+        conn.execute(CONTROL_DDL)
+        for config in (sources or {}).values():
+            _ensure_raw_table(conn, config)
+
+
+def _ensure_raw_table(conn: psycopg.Connection, config) -> None:
+    schema, table = config.raw_table.split(".")
+    name = sql.Identifier(schema, table)
+    conn.execute(sql.SQL(
+        "create table if not exists {} ("
+        " file_id bigint not null references tally.files (file_id),"
+        " line_no integer not null,"
+        " primary key (file_id, line_no))"
+    ).format(name))
+    for column in config.columns:
+        conn.execute(sql.SQL("alter table {} add column if not exists {} text").format(
+            name, sql.Identifier(column)))
+    for column in config.amounts:
+        conn.execute(sql.SQL("alter table {} add column if not exists {} bigint").format(
+            name, sql.Identifier(f"{column}_minor")))
