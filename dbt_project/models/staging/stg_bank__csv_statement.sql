@@ -1,0 +1,42 @@
+-- Bank statement bookings from CSV exports, typed, one row per booking.
+with loaded_files as (
+    select file_id, business_date
+    from {{ source('tally', 'files') }}
+    where status = 'loaded'
+),
+
+bookings as (
+    select
+        bookings.*,
+        loaded_files.business_date
+    from {{ source('raw', 'bank_csv') }} as bookings
+    inner join loaded_files using (file_id)
+),
+
+numbered as (
+    select
+        *,
+        row_number() over (
+            partition by account, bank_serial order by business_date, file_id, line_no
+        ) as occurrence
+    from bookings
+)
+
+select
+    {{ stable_key('bank_csv', ['trim(account)', 'trim(bank_serial)', 'occurrence']) }}
+        as transaction_key,
+    trim(account) as account,
+    trim(bank_serial) as bank_serial,
+    nullif(trim(reference), '') as reference,
+    trim(counterparty) as counterparty,
+    case when credit_minor - debit_minor >= 0 then 'credit' else 'debit' end as direction,
+    abs(credit_minor - debit_minor) as amount_minor,
+    balance_minor,
+    upper(trim(currency)) as currency,
+    {{ local_timestamp("value_date || ' ' || coalesce(nullif(trim(booking_time), ''), '00:00:00')") }}
+        as booked_at,
+    trim(value_date)::date as value_date,
+    business_date,
+    file_id,
+    line_no
+from numbered

@@ -1,0 +1,41 @@
+-- The platform's ledger, one row per ledger entry of a loaded file, typed.
+with loaded_files as (
+    select file_id, business_date
+    from {{ source('tally', 'files') }}
+    where status = 'loaded'
+),
+
+ledger as (
+    select
+        ledger.*,
+        loaded_files.business_date
+    from {{ source('raw', 'platform_ledger') }} as ledger
+    inner join loaded_files using (file_id)
+),
+
+numbered as (
+    select
+        *,
+        -- The same txn_id twice is a duplicate entry: each copy keeps its own key.
+        row_number() over (
+            partition by txn_id order by business_date, file_id, line_no
+        ) as occurrence
+    from ledger
+)
+
+select
+    {{ stable_key('platform_ledger', ['txn_id', 'occurrence']) }} as transaction_key,
+    trim(txn_id) as txn_id,
+    trim(merchant_order_no) as merchant_order_no,
+    trim(channel) as channel,
+    trim(account) as account,
+    trim(direction) as direction,
+    amount_minor,
+    upper(trim(currency)) as currency,
+    trim(status) as status,
+    {{ local_timestamp('created_at') }} as created_at,
+    {{ local_timestamp('completed_at') }} as completed_at,
+    business_date,
+    file_id,
+    line_no
+from numbered

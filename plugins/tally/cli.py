@@ -1,0 +1,183 @@
+"""The `tally` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from tally import config
+
+DEMO_DATE = "2026-11-20"
+
+
+def _date(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def cmd_services(args) -> int:
+    from tally import services
+
+    settings = config.load()
+    if args.action == "up":
+        settings = services.up(settings)
+        for name, state in services.status(settings).items():
+            print(f"{name}: {state}")
+    elif args.action == "down":
+        stopped = services.down(settings)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    else:
+        for name, state in services.status(settings).items():
+            print(f"{name}: {state}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from tally import generate
+
+    day = generate.generate_day(args.date, args.scale, Path(args.out), seed=args.seed)
+    for name, path in day.files.items():
+        print(f"{name}: {path}")
+    print(f"labels: {day.labels}")
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    gate = {True: "passed", False: "FAILED", None: "not run"}[summary["gate_passed"]]
+    files = ", ".join(f"{n} {s}" for s, n in sorted(summary["files"].items())) or "none"
+    print(f"Business date  {summary['business_date']}  (run {summary['run_id']})")
+    print(f"  files        {files}")
+    print(f"  rows landed  {summary['rows_loaded']}")
+    print(f"  matched      {summary['matched']}")
+    print(f"  unmatched    {summary['unmatched']}")
+    print(f"  gate         {gate}")
+    print(f"  report       {summary['report'] or 'not published'}")
+
+
+def run_day(settings, business_date: date) -> int:
+    from tally import airflow_local, pipeline, services
+
+    settings = services.up(settings)
+    log = settings.home / "logs" / f"run-{business_date.isoformat()}.log"
+    started = time.monotonic()
+    code = airflow_local.dags_test(settings, business_date, log_file=log)
+    summary = pipeline.day_summary(settings, business_date)
+    print_summary(summary)
+    print(f"  took         {time.monotonic() - started:.1f}s; Airflow log: {log}")
+    if code != 0 or summary["run_status"] != "published":
+        print(f"The day was not published (airflow exit {code}, run {summary['run_status']}); "
+              f"see {log}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args) -> int:
+    return run_day(config.load(), args.date)
+
+
+def cmd_demo(args) -> int:
+    """Generate the embedded sample business day into the inbox, then run it end to end."""
+    from tally import generate
+
+    settings = config.load()
+    generate.generate_day(args.date, args.scale, settings.inbox_dir, seed=args.seed)
+    return run_day(settings, args.date)
+
+
+def cmd_upload(args) -> int:
+    from tally import landing, pipeline, services, sources, storage
+    from tally.services import postgres
+
+    settings = services.up(config.load())
+    pipeline.prepare(settings)
+    configs = sources.load_all(settings)
+    if args.source not in configs:
+        print(f"unknown source {args.source!r}; configured: {', '.join(configs)}",
+              file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    with postgres.connect(settings, autocommit=True) as conn:
+        result = landing.land_bytes(settings, conn, storage.client(settings),
+                                    configs[args.source], args.date, path.read_bytes(),
+                                    path.name)
+    print(f"{result.status}: file {result.file_id} s3://{settings.s3.raw_bucket}/"
+          f"{result.raw_key}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from tally import pipeline
+
+    summary = pipeline.day_summary(config.load(), args.date)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from tally import gate
+
+    settings = config.load()
+    if args.action == "init":
+        print("validations: " + ", ".join(gate.init_project(settings)))
+        return 0
+    result = gate.run(settings, args.date)
+    print(result.summary())
+    return 0 if result.passed else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tally", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("services", help="start, stop or show the embedded PostgreSQL and S3")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(func=cmd_services)
+
+    p = sub.add_parser("generate", help="write a sample business day for every source")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--scale", type=int, default=1000, help="platform transactions")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help="run the daily DAG for a business date (airflow dags test)")
+    p.add_argument("--date", type=_date, required=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="generate the sample day into the inbox and run it")
+    p.add_argument("--date", type=_date, default=_date(DEMO_DATE))
+    p.add_argument("--scale", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("upload", help="land one statement file by hand")
+    p.add_argument("--source", required=True)
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("file")
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("summary", help="print a business date's outcome")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("gate", help="write the GX project, or run the gate for a date")
+    p.add_argument("action", choices=["init", "run"])
+    p.add_argument("--date", type=_date)
+    p.set_defaults(func=cmd_gate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
