@@ -98,7 +98,7 @@ class Settings:
 
     def child_env(self) -> dict[str, str]:
         """Environment for a child process (airflow, dbt) that must see these same settings."""
-        child = dict(os.environ)
+        child = dict(self.env)
         child.update(TELEMETRY_OFF)
         child.update(
             {
@@ -210,7 +210,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         pg=_postgres(env, secrets),
         s3=_s3(env, secrets),
         inbox_dir=Path(env.get("TALLY_INBOX", home / "inbox")).resolve(),
-        dbt_project_dir=Path(env.get("TALLY_DBT_PROJECT_DIR", project_dir / "dbt_project")).resolve(),
+        dbt_project_dir=Path(
+            env.get("TALLY_DBT_PROJECT_DIR", project_dir / "dbt_project")).resolve(),
         expectations_dir=Path(
             env.get("TALLY_EXPECTATIONS_DIR", project_dir / "expectations")
         ).resolve(),

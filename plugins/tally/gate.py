@@ -55,7 +55,8 @@ def _suites():
                     " from tally.files f"
                     " left join intermediate.int_transactions t on t.file_id = f.file_id"
                     " where f.status = 'loaded'"
-                    " and f.business_date in (select day_rows.business_date from {batch} as day_rows)"
+                    " and f.business_date in"
+                    " (select day_rows.business_date from {batch} as day_rows)"
                     " group by f.file_id, f.original_name, f.row_count"
                     " having f.row_count <> count(t.transaction_key)"
                 ),
@@ -64,7 +65,8 @@ def _suites():
         "reconciliation_outcomes": ("reconciliation_outcomes", [
             expect.ExpectColumnValuesToBeUnique(column="transaction_key"),
             expect.ExpectColumnValuesToNotBeNull(column="amount_minor"),
-            expect.ExpectColumnValuesToBeInSet(column="outcome", value_set=["matched", "unmatched"]),
+            expect.ExpectColumnValuesToBeInSet(column="outcome",
+                                               value_set=["matched", "unmatched"]),
             expect.UnexpectedRowsExpectation(
                 description="A matched row's counterpart is matched back to it, by the same rule",
                 unexpected_rows_query=(
@@ -84,7 +86,7 @@ def _suites():
 def _context(settings: Settings, mode: str = "file"):
     import great_expectations as gx
 
-    os.environ[URL_VARIABLE] = settings.pg.sqlalchemy_url
+    os.environ.update({URL_VARIABLE: settings.pg.sqlalchemy_url})
     return gx.get_context(mode=mode, project_root_dir=str(settings.expectations_dir))
 
 

@@ -19,7 +19,8 @@ from tally import money
 
 CURRENCY = "CNY"
 BANK_ACCOUNTS = ["6222020200112233445", "6214830100556677"]
-DISCREPANCY_TYPES = ("missing_on_statement", "missing_on_platform", "amount_mismatch")
+DISCREPANCY_TYPES = ("missing_on_statement", "missing_on_platform", "amount_mismatch",
+                     "duplicate")
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7) 
     midnight = datetime.combine(business_date, datetime.min.time())
 
     k = max(1, n // 100)
-    chosen = rng.choice(n, size=2 * k, replace=False)
-    missing_on_statement, amount_mismatch = chosen[:k], chosen[k:]
+    chosen = rng.choice(n, size=3 * k, replace=False)
+    missing_on_statement, amount_mismatch, booked_twice = np.split(chosen, [k, 2 * k])
     delta = rng.integers(1, 500, k) * np.where(rng.random(k) < 0.5, -1, 1)
 
     platform = pd.DataFrame({
@@ -83,7 +84,13 @@ def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7) 
         "amount": rng.integers(100, 500_000, k), "seconds": rng.integers(0, 86_400, k),
         "counterparty": "Unknown remitter",
     })
-    bank = pd.concat([bank, extra], ignore_index=True)
+    # The bank books some payments twice: same reference and amount, a new serial.
+    twice = pd.DataFrame({
+        "account": account[booked_twice], "reference": order_no[booked_twice],
+        "direction": direction[booked_twice], "amount": bank_amount[booked_twice],
+        "seconds": booked_s[booked_twice] + 60, "counterparty": "Platform customer",
+    })
+    bank = pd.concat([bank, extra, twice], ignore_index=True)
 
     out_dir = Path(out_dir)
     files = {
@@ -132,6 +139,8 @@ def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7) 
               "reference": str(order_no[i])} for i in sorted(missing_on_statement)]
             + [{"type": "missing_on_platform", "source": "bank_csv", "reference": str(r)}
                for r in extra_refs]
+            + [{"type": "duplicate", "source": "bank_csv", "reference": str(order_no[i])}
+               for i in sorted(booked_twice)]
             + [{"type": "amount_mismatch", "source": "platform_ledger",
                 "reference": str(order_no[i]), "difference_minor": int(d)}
                for i, d in sorted(zip(amount_mismatch, delta, strict=True))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 
 import pandas as pd
 
@@ -37,7 +38,10 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
             skip_blank_lines=False, engine="c",
         )
     except pd.errors.ParserError as exc:
-        raise FormatError(file_name, f"not a {config.delimiter!r}-delimited table: {exc}") from None
+        # pandas says e.g. "Expected 10 fields in line 3, saw 11"
+        found = re.search(r"line (\d+)", str(exc))
+        raise FormatError(file_name, f"malformed row: {str(exc).split('error: ')[-1]}",
+                          int(found.group(1)) if found else None) from None
     # Lineage: the header is line 1, so data row i (0-based) is line i + 2.
     frame.insert(0, "line_no", frame.index + HEADER_LINE + 1)
     headers = {str(h).strip(): h for h in frame.columns}

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import psycopg
 
@@ -85,7 +85,7 @@ def publish_day(settings: Settings, conn: psycopg.Connection, s3, business_date:
         "business_date": business_date.isoformat(),
         "version": version,
         "run_id": run_id,
-        "published_at": datetime.now(timezone.utc).isoformat(),
+        "published_at": datetime.now(UTC).isoformat(),
         "inputs": [{"file_id": f, "source": s, "name": n, "sha256": h, "rows": r}
                    for f, s, n, h, r in inputs],
         "outputs": [{"key": prefix + name, "sha256": hashlib.sha256(body).hexdigest(),

@@ -33,10 +33,11 @@ def data_dir(settings: Settings) -> Path:
 
 def find_bin_dir() -> Path:
     """The newest /usr/lib/postgresql/N/bin; installs Debian's postgresql when root and missing."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
-    )
+    def major(path: str) -> int:
+        name = Path(path).parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=major)
     if candidates:
         return Path(candidates[-1]).parent
     if os.geteuid() == 0 and shutil.which("apt-get"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -43,10 +44,8 @@ def stop(pid_file: Path, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bo
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
     pid_file.unlink(missing_ok=True)
     return True
 

@@ -1,0 +1,39 @@
+# Tally: the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+# uv from the machine, or bootstrapped once into .tools/ with pip.
+UV    := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+.PHONY: venv demo test lint services-up services-down services-status clean
+
+venv: $(VENV)/.synced
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+demo: venv  ## run the embedded sample business day end to end and print where the reports are
+	$(BIN)/tally demo
+
+test: venv  ## run the test suite against real PostgreSQL, S3, dbt, GX and Airflow
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+services-up: venv
+	$(BIN)/tally services up
+
+services-down: venv
+	$(BIN)/tally services down
+
+services-status: venv
+	$(BIN)/tally services status
+
+clean: services-down
+	rm -rf .tally dbt_project/target dbt_project/logs

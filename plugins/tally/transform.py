@@ -1,0 +1,33 @@
+"""Run dbt on the warehouse outside Airflow (tests, benchmarks, one-off rebuilds).
+
+In the daily DAG, Cosmos runs the same project model by model.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tally.config import Settings
+
+
+class DbtFailed(RuntimeError):
+    pass
+
+
+def dbt(settings: Settings, *args: str, project_dir: Path | None = None) -> str:
+    project = project_dir or settings.dbt_project_dir
+    env = settings.child_env()
+    env.update(settings.dbt_env())
+    cmd = [str(Path(sys.executable).parent / "dbt"), *args, "--project-dir", str(project),
+           "--profiles-dir", str(project), "--target-path", str(settings.home / "dbt-target"),
+           "--log-path", str(settings.home / "dbt-logs")]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DbtFailed(f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}")
+    return result.stdout
+
+
+def build(settings: Settings, project_dir: Path | None = None) -> str:
+    return dbt(settings, "build", project_dir=project_dir)

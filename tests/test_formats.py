@@ -1,0 +1,80 @@
+"""The pure parsers: bytes + source configuration -> rows, or an error naming file, line, field."""
+
+from datetime import date
+
+import pytest
+
+from tally import config, formats, generate, sources
+
+CONFIGS = sources.load_all(config.load())
+LEDGER = CONFIGS["platform_ledger"]
+BANK = CONFIGS["bank_csv"]
+
+LEDGER_HEADER = ("txn_id,merchant_order_no,channel,account,direction,amount,currency,status,"
+                 "created_at,completed_at\n")
+LEDGER_ROW = "T1,M1,bank_transfer,6222001,credit,{amount},CNY,success,2026-11-20 10:00:00,\n"
+BANK_HEADER = ("Account,Value Date,Booking Time,Bank Serial,Reference,Counterparty,Debit,"
+               "Credit,Balance,Currency\n")
+
+
+def ledger(*amounts: str) -> bytes:
+    return (LEDGER_HEADER + "".join(LEDGER_ROW.format(amount=a) for a in amounts)).encode()
+
+
+def test_ledger_rows_keep_lineage_and_exact_minor_units():
+    parsed = formats.parse(ledger("12.34", "0.05", "1000"), LEDGER, "ledger.csv")
+    assert parsed.rows["line_no"].tolist() == [2, 3, 4]
+    assert parsed.rows["amount_minor"].tolist() == [1234, 5, 100000]
+    assert parsed.rows["amount"].tolist() == ["12.34", "0.05", "1000"]  # text kept as given
+
+
+def test_bank_statement_checks_its_running_balance():
+    text = BANK_HEADER + (
+        'A1,2026-11-20,09:00:00,S1,M1,x,,"1,000.00","11,000.00",CNY\n'
+        'A1,2026-11-20,09:05:00,S2,M2,x,250.50,,"10,749.50",CNY\n'
+    )
+    parsed = formats.parse(text.encode(), BANK, "bank.csv")
+    assert parsed.rows["credit_minor"].tolist() == [100000, 0]
+    assert parsed.rows["debit_minor"].tolist() == [0, 25050]
+    assert parsed.checks == ["running_balance: 2 bookings roll forward"]
+
+
+def test_generated_day_parses_for_every_source(tmp_path):
+    day = generate.generate_day(date(2026, 11, 20), 200, tmp_path, seed=1)
+    total = 0
+    for name, path in day.files.items():
+        parsed = formats.parse(path.read_bytes(), CONFIGS[name.split(":")[0]], path.name)
+        total += len(parsed.rows)
+    assert total == 200 + (200 - 2) + 2 * 2  # platform; bank less missing, plus extra + twice
+
+
+@pytest.mark.parametrize("data,line,field,words", [
+    (b"", None, None, "empty file"),
+    (LEDGER_HEADER.replace(",amount,", ",amt,").encode() + b"x\n", 1, "amount", "missing column"),
+    (ledger("12.34", "12.x4"), 3, "amount", "'12.x4' is not an amount"),
+    (ledger("12.34", "12,34"), 3, None, "Expected 10 fields in line 3, saw 11"),
+    (ledger("12.345"), 2, "amount", "'12.345' is not an amount"),
+    (ledger("1.00").replace(b"credit", b"sideways"), 2, "direction", "'sideways' is not one of"),
+    (ledger("1.00").replace(b",CNY,", b",,"), 2, "currency", "required value is empty"),
+    (LEDGER_HEADER.encode(), None, None, "no data rows"),
+    ((LEDGER_HEADER + LEDGER_ROW.format(amount="1.00").replace("M1", "商户")).encode("gbk"),
+     2, None, "not valid utf-8"),
+])
+def test_bad_ledger_input_names_file_line_and_field(data, line, field, words):
+    with pytest.raises(formats.FormatError) as caught:
+        formats.parse(data, LEDGER, "ledger_20261120.csv")
+    error = caught.value
+    assert error.file_name == "ledger_20261120.csv"
+    assert (error.line, error.field_name) == (line, field)
+    assert words in str(error)
+
+
+def test_bank_statement_whose_balance_does_not_roll_forward_is_refused():
+    text = BANK_HEADER + (
+        "A1,2026-11-20,09:00:00,S1,M1,x,,100.00,1100.00,CNY\n"
+        "A1,2026-11-20,09:05:00,S2,M2,x,,50.00,1150.01,CNY\n"
+    )
+    with pytest.raises(formats.FormatError) as caught:
+        formats.parse(text.encode(), BANK, "bank.csv")
+    assert (caught.value.line, caught.value.field_name) == (3, "balance")
+    assert "expected 115000 minor units, file says 115001" in str(caught.value)

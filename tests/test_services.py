@@ -1,0 +1,29 @@
+"""The embedded services: real PostgreSQL and SeaweedFS on loopback, stopped by PID."""
+
+from tally import services
+from tally.services import postgres, process
+
+
+def test_postgres_listens_on_loopback_only(settings, conn):
+    assert conn.execute("show listen_addresses").fetchone()[0] == "127.0.0.1"
+    assert conn.execute("show port").fetchone()[0] == str(settings.pg.port)
+    assert conn.execute("select current_database()").fetchone()[0] == "tally"
+
+
+def test_status_names_the_running_processes(settings):
+    state = services.status(settings)
+    assert state["postgres"].startswith("running pid ")
+    assert state["s3"].startswith("running pid ")
+
+
+def test_down_stops_by_pid_and_up_starts_again(settings):
+    pg_pid = process.read_pid(postgres.data_dir(settings) / "postmaster.pid")
+    s3_pid = process.read_pid(settings.run_dir / "s3.pid")
+    assert sorted(services.down(settings)) == ["postgres", "s3"]
+    assert not process.alive(pg_pid) and not process.alive(s3_pid)
+    assert not process.port_open("127.0.0.1", settings.pg.port)
+    assert not process.port_open("127.0.0.1", settings.s3.port)
+    assert services.status(settings) == {"postgres": "stopped", "s3": "stopped"}
+    services.up(settings)
+    with postgres.connect(settings) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
