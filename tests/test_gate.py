@@ -1,5 +1,8 @@
 """The Great Expectations gate on the real warehouse: it passes a sound day and names what broke."""
 
+import json
+import shutil
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -67,3 +70,25 @@ def test_publish_refuses_a_run_whose_gate_failed(built_day, conn, s3):
     assert storage.list_keys(s3, built_day.s3.published_bucket, "") == []
     assert conn.execute("select status, gate_passed from tally.runs").fetchone() == (
         "gate_failed", False)
+
+
+def _definitions(gx_dir):
+    suites = {}
+    for path in sorted((gx_dir / "expectations").glob("*.json")):
+        doc = json.loads(path.read_text())
+        suites[doc["name"]] = sorted(
+            (e["type"], e.get("description") or "", json.dumps(e["kwargs"], sort_keys=True))
+            for e in doc["expectations"])
+    return suites
+
+
+def test_committed_gx_project_is_what_the_code_defines(settings, tmp_path):
+    copy = tmp_path / "expectations"
+    shutil.copytree(settings.expectations_dir, copy,
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    gate.init_project(replace(settings, expectations_dir=copy))
+    assert _definitions(copy / "gx") == _definitions(settings.expectations_dir / "gx")
+    checkpoint = (settings.expectations_dir / "gx" / "checkpoints" / "daily_gate.json")
+    assert checkpoint.exists()
+    assert "analytics_enabled: false" in (
+        settings.expectations_dir / "gx" / "great_expectations.yml").read_text()
