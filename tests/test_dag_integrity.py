@@ -15,6 +15,7 @@ ROOT = config.load().project_dir
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
+    airflow_local.prepare_home(config.load())  # a fresh clone has no metadata database yet
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
