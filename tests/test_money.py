@@ -39,7 +39,7 @@ def test_vectorised_conversion_agrees_with_scalar():
     texts = [f"{rng.choice(['', '-'])}{rng.randint(0, 10**9)}.{rng.randint(0, 99):02d}"
              for _ in range(3000)] + ["0.001", "x", "5", "1.5"]
     currencies = ["CNY"] * 3002 + ["JPY", "JPY"]
-    minor, bad = money.series_to_minor(pd.Series(texts), pd.Series(currencies))
+    minor, bad, _ = money.series_to_minor(pd.Series(texts), pd.Series(currencies))
     for text, cur, value, is_bad in zip(texts, currencies, minor, bad, strict=True):
         try:
             expected = money.to_minor(text, cur)
@@ -47,3 +47,13 @@ def test_vectorised_conversion_agrees_with_scalar():
             assert is_bad, text
         else:
             assert not is_bad and value == expected, text
+
+
+def test_excess_precision_can_be_flagged_and_rounded_half_even_instead_of_refused():
+    texts = pd.Series(["0.00600", "0.005", "0.015", "-0.025", "1.25"])
+    minor, bad, inexact = money.series_to_minor(texts, pd.Series(["CNY"] * 5), allow_excess=True)
+    assert not bad.any()
+    assert minor.tolist() == [1, 0, 2, -2, 125]
+    assert inexact.tolist() == [True, True, True, True, False]
+    _, refused, _ = money.series_to_minor(texts, pd.Series(["CNY"] * 5))
+    assert refused.tolist() == [True, True, True, True, False]

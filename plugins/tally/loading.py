@@ -23,13 +23,14 @@ class Loaded:
     error: str | None = None
 
 
-def copy_rows(conn: psycopg.Connection, config: SourceConfig, file_id: int, rows) -> int:
-    columns = ["file_id", "line_no", *config.raw_columns]
+def copy_rows(conn: psycopg.Connection, table_name: str, raw_columns: list[str], file_id: int,
+              rows) -> int:
+    columns = ["file_id", "line_no", *raw_columns]
     frame = rows[columns[1:]].copy()
     frame.insert(0, "file_id", file_id)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, header=False)
-    schema, table = config.raw_table.split(".")
+    schema, table = table_name.split(".")
     statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
         sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns)))
     with conn.cursor() as cur, cur.copy(statement) as copy:
@@ -57,7 +58,10 @@ def load_file(settings: Settings, conn: psycopg.Connection, s3, config: SourceCo
         ).fetchone()
         if not claimed:  # another run loaded it meanwhile
             return Loaded(file_id, config.source, "skipped")
-        count = copy_rows(conn, config, file_id, parsed.rows)
+        count = copy_rows(conn, config.table_name(), config.raw_columns, file_id, parsed.rows)
+        for table, frame in parsed.tables.items():
+            copy_rows(conn, config.table_name(table), config.tables[table].raw_columns, file_id,
+                      frame)
         conn.execute("update tally.files set row_count = %s where file_id = %s",
                      (count, file_id))
     return Loaded(file_id, config.source, "loaded", rows=count)

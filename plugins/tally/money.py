@@ -7,6 +7,7 @@ rather than guessed.
 from __future__ import annotations
 
 import re
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import pandas as pd
 
@@ -58,25 +59,39 @@ def format_minor(minor: int, currency: str) -> str:
     return f"{sign}{whole}.{frac:0{exp}d}" if exp else f"{sign}{whole}"
 
 
-def series_to_minor(values: pd.Series, currencies: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Vectorised to_minor over string columns. Returns (minor as Int64, bad-row mask).
+def series_to_minor(values: pd.Series, currencies: pd.Series, allow_excess: bool = False
+                    ) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Vectorised to_minor over string columns. Returns (minor as Int64, bad mask, inexact mask).
 
-    A row is bad when its text is not a plain decimal, its currency is unknown, or it has more
-    decimals than its currency allows. Bad rows get <NA>; the caller names them.
+    A row is bad when its text is not a plain decimal or its currency is unknown. A row with
+    more decimals than its currency allows is bad too, unless allow_excess: then it is rounded
+    half-to-even into minor units and marked inexact (the caller keeps the exact text).
     """
     text = values.astype("string").str.strip()
     parts = text.str.extract(_AMOUNT.pattern)
     sign, whole, frac = parts[0], parts[1], parts[2].fillna("").str.rstrip("0")
     exp = currencies.astype("string").str.upper().map(EXPONENTS).astype("Int64")
-    bad = whole.isna() | exp.isna() | (frac.str.len().astype("Int64") > exp.fillna(0))
-    bad = bad.fillna(True).astype(bool)
-    ok = ~bad
+    unparsable = (whole.isna() | exp.isna()).fillna(True).astype(bool)
+    inexact = (~unparsable & (frac.str.len().astype("Int64") > exp.fillna(0))).fillna(False)
+    inexact = inexact.astype(bool)
+    bad = unparsable | (inexact if not allow_excess else False)
+    exact = ~unparsable & ~inexact
     minor = pd.Series(pd.NA, index=values.index, dtype="Int64")
-    if ok.any():
-        e = exp[ok].astype("int64")
-        scaled_frac = [f.ljust(n, "0") or "0" for f, n in zip(frac[ok], e, strict=True)]
-        whole_int = whole[ok].astype("int64")
+    if exact.any():
+        e = exp[exact].astype("int64")
+        scaled_frac = [f.ljust(n, "0") or "0" for f, n in zip(frac[exact], e, strict=True)]
+        whole_int = whole[exact].astype("int64")
         frac_int = pd.Series(scaled_frac, index=whole_int.index).astype("int64")
         magnitude = whole_int * (10 ** e) + frac_int
-        minor[ok] = magnitude.where(sign[ok] != "-", -magnitude)
-    return minor, bad
+        minor[exact] = magnitude.where(sign[exact] != "-", -magnitude)
+    if allow_excess and inexact.any():
+        for i in inexact[inexact].index:
+            minor[i] = round_to_minor(text[i], currencies[i])
+    return minor, bad, inexact
+
+
+def round_to_minor(text: str, currency: str) -> int:
+    """Half-to-even rounding of a decimal with too many digits; only for flagged values."""
+    quantum = Decimal(1).scaleb(-exponent(currency))
+    value = Decimal(clean(text)).quantize(quantum, rounding=ROUND_HALF_EVEN)
+    return int(value.scaleb(exponent(currency)))

@@ -13,10 +13,32 @@ from tally.config import Settings
 
 @dataclass(frozen=True)
 class AmountSpec:
-    currency_field: str | None = None
-    currency: str | None = None
-    thousands: str = ""
+    currency_field: str | None = None  # the column holding the ISO currency code
+    currency: str | None = None  # or a fixed currency for the whole source
+    thousands: str = ""  # thousands separator to strip ("," in "1,234.50")
+    decimal_comma: bool = False  # "1234,50" (MT940)
     blank_is_zero: bool = False
+    excess_precision: str = "reject"  # or "flag": keep text, round half-even, mark inexact
+
+
+def _raw_columns(columns, amounts) -> list[str]:
+    minor = [f"{name}_minor" for name in amounts]
+    flags = [f"{name}_inexact" for name, spec in amounts.items()
+             if spec.excess_precision == "flag"]
+    return [*columns, *minor, *flags]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A secondary table a parser produces beside the main rows (e.g. statement balances)."""
+
+    columns: list[str]
+    required: list[str] = field(default_factory=list)
+    amounts: dict[str, AmountSpec] = field(default_factory=dict)
+
+    @property
+    def raw_columns(self) -> list[str]:
+        return _raw_columns(self.columns, self.amounts)
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,10 @@ class SourceConfig:
     amounts: dict[str, AmountSpec]
     allowed_values: dict[str, list[str]] = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)
+    tables: dict[str, TableSpec] = field(default_factory=dict)
+    # Parser-specific settings (header and footer patterns, preamble, sheet names, ...).
+    options: dict = field(default_factory=dict)
+    description: str = ""
     timezone: str = "Asia/Shanghai"
     digest: str = ""
 
@@ -42,19 +68,29 @@ class SourceConfig:
         return f"{self.version}+{self.digest[:12]}"
 
     @property
-    def raw_table(self) -> str:
-        return f"raw.{self.source}"
-
-    @property
     def raw_columns(self) -> list[str]:
-        """Columns of the raw table after file_id and line_no: texts as given, then minor units."""
-        return [*self.columns, *(f"{name}_minor" for name in self.amounts)]
+        """Columns of the raw table after file_id and line_no: texts as given, then minor
+        units, then inexact flags."""
+        return _raw_columns(self.columns, self.amounts)
+
+    def table_name(self, table: str | None = None) -> str:
+        """raw.<source> for the main rows, raw.<source>__<table> for a secondary table."""
+        return f"raw.{self.source}" if table is None else f"raw.{self.source}__{table}"
+
+
+def _amounts(doc: dict) -> dict[str, AmountSpec]:
+    return {name: AmountSpec(**(spec or {})) for name, spec in doc.pop("amounts", {}).items()}
 
 
 def parse_config(text: str) -> SourceConfig:
     doc = yaml.safe_load(text)
-    amounts = {name: AmountSpec(**(spec or {})) for name, spec in doc.pop("amounts", {}).items()}
-    return SourceConfig(amounts=amounts, digest=hashlib.sha256(text.encode()).hexdigest(), **doc)
+    amounts = _amounts(doc)
+    tables = {}
+    for name, spec in doc.pop("tables", {}).items():
+        table_amounts = _amounts(spec)
+        tables[name] = TableSpec(amounts=table_amounts, **spec)
+    return SourceConfig(amounts=amounts, tables=tables,
+                        digest=hashlib.sha256(text.encode()).hexdigest(), **doc)
 
 
 def load_all(settings: Settings) -> dict[str, SourceConfig]:

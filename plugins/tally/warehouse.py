@@ -65,17 +65,21 @@ def ensure_schema(conn: psycopg.Connection, sources=None) -> None:
 
 
 def _ensure_raw_table(conn: psycopg.Connection, config) -> None:
-    schema, table = config.raw_table.split(".")
-    name = sql.Identifier(schema, table)
-    conn.execute(sql.SQL(
-        "create table if not exists {} ("
-        " file_id bigint not null references tally.files (file_id),"
-        " line_no integer not null,"
-        " primary key (file_id, line_no))"
-    ).format(name))
-    for column in config.columns:
-        conn.execute(sql.SQL("alter table {} add column if not exists {} text").format(
-            name, sql.Identifier(column)))
-    for column in config.amounts:
-        conn.execute(sql.SQL("alter table {} add column if not exists {} bigint").format(
-            name, sql.Identifier(f"{column}_minor")))
+    specs = [(None, config.columns, config.amounts),
+             *((name, t.columns, t.amounts) for name, t in config.tables.items())]
+    for table, columns, amounts in specs:
+        schema, name = config.table_name(table).split(".")
+        ident = sql.Identifier(schema, name)
+        conn.execute(sql.SQL(
+            "create table if not exists {} ("
+            " file_id bigint not null references tally.files (file_id),"
+            " line_no integer not null,"
+            " primary key (file_id, line_no))"
+        ).format(ident))
+        typed = [(c, "text") for c in columns]
+        typed += [(f"{a}_minor", "bigint") for a in amounts]
+        typed += [(f"{a}_inexact", "boolean") for a, spec in amounts.items()
+                  if spec.excess_precision == "flag"]
+        for column, kind in typed:
+            conn.execute(sql.SQL("alter table {} add column if not exists {} " + kind).format(
+                ident, sql.Identifier(column)))

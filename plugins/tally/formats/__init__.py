@@ -1,7 +1,14 @@
-"""Pure parsers: bytes + source configuration -> rows + self-checks. No I/O, no environment."""
+"""Pure parsers: bytes + source configuration -> rows + self-checks. No I/O, no environment.
+
+A source configuration names its parser (`parser: camt053`); the parser is the module
+`tally.formats.<parser>` with a function `parse(data, config, file_name) -> Parsed`.
+Parsers build text columns and a `line_no` per row, then call `common.finish` to check
+required values and convert amounts to integer minor units in one shared way.
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,18 +31,20 @@ class FormatError(ValueError):
 
 @dataclass
 class Parsed:
-    """Rows in raw-table shape (line_no first), and the self-checks the file passed."""
+    """Rows in raw-table shape (line_no first, then config.raw_columns), any secondary tables
+    declared by the configuration (e.g. statement balances), and the self-checks passed."""
 
     rows: pd.DataFrame
     checks: list[str] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    encoding: str | None = None
 
 
 def parse(data: bytes, config, file_name: str) -> Parsed:
-    from tally.formats import csv_table
-
-    parsers = {"csv_table": csv_table.parse}
+    if not config.parser.isidentifier():
+        raise FormatError(file_name, f"no parser named {config.parser!r}")
     try:
-        parser = parsers[config.parser]
-    except KeyError:
+        module = importlib.import_module(f"tally.formats.{config.parser}")
+    except ModuleNotFoundError:
         raise FormatError(file_name, f"no parser named {config.parser!r}") from None
-    return parser(data, config, file_name)
+    return module.parse(data, config, file_name)

@@ -1,0 +1,103 @@
+"""What every parser shares: decoding with encoding detection, and turning text columns into
+checked rows with amounts in integer minor units."""
+
+from __future__ import annotations
+
+import codecs
+
+import pandas as pd
+
+from tally import money
+from tally.formats import FormatError
+
+# GB18030 is a superset of GBK and GB2312: Chinese bank and channel exports decode with it.
+AUTO_ENCODINGS = ("utf-8", "gb18030")
+
+
+def decode(data: bytes, encoding: str, file_name: str) -> tuple[str, str]:
+    """Bytes to text. `encoding: auto` accepts UTF-8 with or without BOM, else GB18030.
+    Returns (text, encoding used)."""
+    if not data.strip():
+        raise FormatError(file_name, "empty file")
+    if data.startswith(codecs.BOM_UTF8):
+        data, encoding = data[len(codecs.BOM_UTF8):], "utf-8" if encoding == "auto" else encoding
+    candidates = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
+    error = None
+    for candidate in candidates:
+        try:
+            return data.decode(candidate), candidate
+        except UnicodeDecodeError as exc:
+            error = exc if error is None else error
+    line = data[: error.start].count(b"\n") + 1
+    raise FormatError(file_name, f"not valid {' or '.join(candidates)} text ({error.reason})",
+                      line)
+
+
+def first_line(rows: pd.DataFrame, mask: pd.Series) -> int:
+    return int(rows.loc[mask, "line_no"].iloc[0])
+
+
+def finish(rows: pd.DataFrame, columns, required, allowed_values, amounts,
+           file_name: str) -> pd.DataFrame:
+    """Check and type a table of text columns (plus line_no).
+
+    - every column in `columns` must exist (missing ones become empty text);
+    - `required` values must be non-empty; `allowed_values` must hold;
+    - each amount column gets `<name>_minor` (bigint). A value with more decimals than its
+      currency allows is refused, or, where the amount spec says `excess_precision: flag`,
+      kept exactly as text, rounded half-even into `_minor` and flagged in `<name>_inexact`.
+    """
+    rows = rows.copy()
+    for name in columns:
+        if name not in rows:
+            rows[name] = ""
+        rows[name] = rows[name].fillna("").astype(str)
+    if rows.empty:
+        raise FormatError(file_name, "no data rows")
+    for name in required:
+        empty = rows[name].str.strip().eq("")
+        if empty.any():
+            raise FormatError(file_name, "required value is empty", first_line(rows, empty), name)
+    for name, allowed in (allowed_values or {}).items():
+        wrong = ~rows[name].str.strip().isin(allowed)
+        if wrong.any():
+            value = rows.loc[wrong, name].iloc[0]
+            raise FormatError(file_name, f"{value!r} is not one of {allowed}",
+                              first_line(rows, wrong), name)
+    for name, spec in amounts.items():
+        values = rows[name].str.strip()
+        if spec.thousands:
+            values = values.str.replace(spec.thousands, "", regex=False)
+        if spec.decimal_comma:
+            values = values.str.replace(",", ".", regex=False)
+        if spec.blank_is_zero:
+            values = values.mask(values.eq(""), "0")
+        currencies = (rows[spec.currency_field].str.strip() if spec.currency_field
+                      else pd.Series(spec.currency, index=rows.index))
+        minor, bad, inexact = money.series_to_minor(
+            values, currencies, allow_excess=spec.excess_precision == "flag")
+        if bad.any():
+            first = bad.idxmax()
+            raise FormatError(
+                file_name,
+                f"{rows.at[first, name]!r} is not an amount in {currencies.at[first]!r} "
+                "(plain decimal, at most the currency's minor-unit digits)",
+                int(rows.at[first, "line_no"]), name,
+            )
+        rows[f"{name}_minor"] = minor.astype("int64")
+        if spec.excess_precision == "flag":
+            rows[f"{name}_inexact"] = inexact
+    return rows
+
+
+def finish_source(rows: pd.DataFrame, config, file_name: str) -> pd.DataFrame:
+    """finish() for a source's main rows, returning exactly line_no + config.raw_columns."""
+    done = finish(rows, config.columns, config.required, config.allowed_values, config.amounts,
+                  file_name)
+    return done[["line_no", *config.raw_columns]].reset_index(drop=True)
+
+
+def finish_table(rows: pd.DataFrame, config, table: str, file_name: str) -> pd.DataFrame:
+    spec = config.tables[table]
+    done = finish(rows, spec.columns, spec.required, {}, spec.amounts, file_name)
+    return done[["line_no", *spec.raw_columns]].reset_index(drop=True)
