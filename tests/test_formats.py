@@ -78,3 +78,42 @@ def test_bank_statement_whose_balance_does_not_roll_forward_is_refused():
         formats.parse(text.encode(), BANK, "bank.csv")
     assert (caught.value.line, caught.value.field_name) == (3, "balance")
     assert "expected 115000 minor units, file says 115001" in str(caught.value)
+
+
+SETTLEMENT_HEADER = ("settlement_date,batch_no,user_fund_account,debit_amount,credit_amount,"
+                     "fee_amount,currency\n")
+
+
+def test_settlement_file_must_balance_debits_against_credits_and_fees():
+    config = CONFIGS["platform_settlement"]
+    good = SETTLEMENT_HEADER + ("2026-11-20,B1,U1,100.00,0,0,CNY\n"
+                                "2026-11-20,B1,U2,0,99.40,0,CNY\n"
+                                "2026-11-20,B1,PLATFORM,0,0,0.60,CNY\n")
+    parsed = formats.parse(good.encode(), config, "settle.csv")
+    assert parsed.checks == ["sums_balance: debit = credit + fee in 1 currencies"]
+    bad = good.replace("99.40", "99.41")
+    with pytest.raises(formats.FormatError, match="trial balance fails in CNY: debit = 10000 "
+                       r"but credit \+ fee = 10001 \(minor units; difference -1\)"):
+        formats.parse(bad.encode(), config, "settle.csv")
+
+
+def test_balances_file_checks_available_plus_frozen():
+    config = CONFIGS["platform_balances"]
+    header = ("as_of_date,account,account_type,currency,opening_balance,closing_balance,"
+              "available_balance,frozen_balance\n")
+    row = "2026-11-20,U1,user_fund,CNY,10.00,12.00,{available},2.00\n"
+    assert formats.parse((header + row.format(available="10.00")).encode(), config, "b.csv")
+    with pytest.raises(formats.FormatError) as caught:
+        formats.parse((header + row.format(available="9.99")).encode(), config, "b.csv")
+    assert (caught.value.line, caught.value.field_name) == (2, "closing_balance")
+
+
+def test_auto_encoding_reads_gbk_and_utf8_with_bom():
+    config = CONFIGS["platform_custody_flows"]
+    text = ("serial_no,user_fund_account,flow_type,amount,currency,status,bank_account,"
+            "created_at,completed_at\nS1,张三的账户,recharge,5.00,CNY,success,622,"
+            "2026-11-20 09:00:00,\n")
+    for data in (text.encode("gbk"), b"\xef\xbb\xbf" + text.encode("utf-8")):
+        parsed = formats.parse(data, config, "flows.csv")
+        assert parsed.rows["user_fund_account"].tolist() == ["张三的账户"]
+        assert parsed.rows["amount_minor"].tolist() == [500]

@@ -45,8 +45,10 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
 
 def run_check(rows: pd.DataFrame, check: dict, file_name: str) -> str:
     (name, params), = check.items()
-    if name == "running_balance":
-        return running_balance(rows, file_name, **params)
+    checks = {"running_balance": running_balance, "sums_balance": sums_balance,
+              "row_sum": row_sum}
+    if name in checks:
+        return checks[name](rows, file_name, **params)
     raise FormatError(file_name, f"unknown self-check {name!r} in source configuration")
 
 
@@ -65,3 +67,33 @@ def running_balance(rows, file_name, account, debit, credit, balance) -> str:
             int(rows.at[first, "line_no"]), balance,
         )
     return f"running_balance: {len(rows)} bookings roll forward"
+
+
+def sums_balance(rows, file_name, left, right, per) -> str:
+    """A trial balance: the sum of the `left` amounts equals the sum of the `right` amounts,
+    per currency (e.g. settlement: debits = credits + fees)."""
+    minor = [f"{c}_minor" for c in left + right]
+    totals = rows.groupby(per)[minor].sum()
+    for currency, total in totals.iterrows():
+        lhs = sum(int(total[f"{c}_minor"]) for c in left)
+        rhs = sum(int(total[f"{c}_minor"]) for c in right)
+        if lhs != rhs:
+            raise FormatError(
+                file_name,
+                f"trial balance fails in {currency}: {' + '.join(left)} = {lhs} but "
+                f"{' + '.join(right)} = {rhs} (minor units; difference {lhs - rhs})")
+    return f"sums_balance: {' + '.join(left)} = {' + '.join(right)} in {len(totals)} currencies"
+
+
+def row_sum(rows, file_name, total, parts) -> str:
+    """Every row: total = sum of parts (e.g. closing = available + frozen)."""
+    expected = sum(rows[f"{p}_minor"] for p in parts)
+    wrong = expected.ne(rows[f"{total}_minor"])
+    if wrong.any():
+        first = wrong.idxmax()
+        raise FormatError(
+            file_name,
+            f"{total} {int(rows.at[first, f'{total}_minor'])} is not {' + '.join(parts)} "
+            f"= {int(expected[first])} (minor units)",
+            int(rows.at[first, "line_no"]), total)
+    return f"row_sum: {total} = {' + '.join(parts)} on {len(rows)} rows"
