@@ -51,6 +51,7 @@ def print_summary(summary: dict) -> None:
     print(f"Business date  {summary['business_date']}  (run {summary['run_id']})")
     print(f"  files        {files}")
     print(f"  rows landed  {summary['rows_loaded']}")
+    print(f"  reconciled   {summary['reconciled']} (platform vs bank)")
     print(f"  matched      {summary['matched']}")
     print(f"  unmatched    {summary['unmatched']}")
     print(f"  gate         {gate}")

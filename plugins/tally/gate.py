@@ -48,17 +48,20 @@ def _suites():
                 ),
             ),
             expect.UnexpectedRowsExpectation(
-                description="Rows loaded from each file all reach the canonical model",
+                description="Rows loaded from each file all reach staging",
                 unexpected_rows_query=(
                     "select f.file_id, f.original_name, f.row_count as rows_loaded,"
-                    " count(t.transaction_key) as rows_canonical"
+                    " count(s.file_id) as rows_staged"
                     " from tally.files f"
-                    " left join intermediate.int_transactions t on t.file_id = f.file_id"
+                    " left join (select file_id from staging.stg_platform__ledger"
+                    " union all select file_id from staging.stg_bank__csv_statement) s"
+                    " on s.file_id = f.file_id"
                     " where f.status = 'loaded'"
+                    " and f.source in ('platform_ledger', 'bank_csv')"
                     " and f.business_date in"
                     " (select day_rows.business_date from {batch} as day_rows)"
                     " group by f.file_id, f.original_name, f.row_count"
-                    " having f.row_count <> count(t.transaction_key)"
+                    " having f.row_count <> count(s.file_id)"
                 ),
             ),
         ]),

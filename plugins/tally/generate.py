@@ -1,152 +1,486 @@
 """Generate one coherent business day in every supported source's format, with ground truth.
 
-The same transactions are written as the platform sees them and as the bank books them; a
-known set of discrepancies is injected and listed in a labels file, so tests and benchmarks
-can check that reconciliation finds exactly those and nothing else.
+The same transactions are written as the platform records them, as the channels (Alipay,
+WeChat Pay) bill them, and as the banks book them: bank transfers on the collection accounts,
+each channel's net settlement of the previous day as one credit the next morning, custody
+recharges and withdrawals on the custody account. A known set of discrepancies is injected and
+listed in a labels file, so tests and benchmarks can check that reconciliation finds exactly
+those and nothing else. Everything is drawn from random streams seeded by (seed, date, part), so
+a day is the same bytes for the same seed, and a part of the previous day can be recomputed
+without the rest.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tally import money
-
 CURRENCY = "CNY"
-BANK_ACCOUNTS = ["6222020200112233445", "6214830100556677"]
 DISCREPANCY_TYPES = ("missing_on_statement", "missing_on_platform", "amount_mismatch",
-                     "duplicate")
+                     "duplicate", "status_mismatch", "timing")
+# Bank transfers arrive on collection accounts, each exported in its bank's own format.
+COLLECTION_ACCOUNTS = {
+    "6222020200112233445": "bank_csv",
+    "6214830100556677": "bank_csv",
+}
+CUSTODY_ACCOUNT = "6228480011223344556"
+SETTLEMENT_ACCOUNT = "6222020200112233445"  # where the channels pay their net settlement
+CHANNELS = {"alipay": 0.30, "wechatpay": 0.25}  # share of platform transactions
+FEE_RATE_PPM = 6_000  # 0.6 %
+
+
+@dataclass
+class Day:
+    business_date: date
+    platform: pd.DataFrame  # the platform's transaction ledger
+    channel_bills: dict[str, pd.DataFrame]  # channel -> trades as the channel bills them
+    bookings: pd.DataFrame  # bank bookings on every account
+    openings: dict[str, int]
+    custody_flows: pd.DataFrame
+    settlement: pd.DataFrame
+    balances: pd.DataFrame
+    discrepancies: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class GeneratedDay:
     business_date: date
-    files: dict[str, Path]  # source -> file
+    files: dict[str, Path]  # "<source>" or "<source>:<part>" -> file
     labels: Path
 
 
-def _amount_text(minor: np.ndarray) -> list[str]:
-    return [money.format_minor(int(m), CURRENCY) for m in minor]
+def _rng(seed: int, day: date, part: str) -> np.random.Generator:
+    return np.random.default_rng([seed, day.toordinal(), sum(part.encode()) * 7919 + len(part)])
+
+
+def _times(day: date, seconds: np.ndarray) -> np.ndarray:
+    midnight = np.datetime64(datetime.combine(day, datetime.min.time()), "s")
+    return midnight + seconds.astype("timedelta64[s]")
+
+
+def _ids(prefix: str, day: date, idx: np.ndarray, width: int = 9) -> np.ndarray:
+    return np.char.add(f"{prefix}{day:%Y%m%d}", np.char.zfill(idx.astype(str), width))
+
+
+def _fee(amount: np.ndarray) -> np.ndarray:
+    # Channel fee per payment in fen, rounded half up (how the channels bill it).
+    return (amount * FEE_RATE_PPM + 500_000) // 1_000_000
+
+
+def _pick(rng, pool: np.ndarray, k: int) -> np.ndarray:
+    return np.sort(rng.choice(pool, size=min(k, len(pool)), replace=False))
+
+
+def _channel_part(day: date, n: int, seed: int, channel: str):
+    """Platform rows for one channel, and the channel's bill of them, with discrepancies."""
+    rng = _rng(seed, day, channel)
+    idx = np.arange(n)
+    prefix = {"alipay": "A", "wechatpay": "W"}[channel]
+    order_no = _ids(f"M{prefix}", day, idx)
+    amount = rng.integers(100, 500_000, n)
+    refund = rng.random(n) < 0.05
+    status = np.where(rng.random(n) < 0.02, "failed", "success").astype(object)
+    created = np.sort(rng.integers(0, 86_400 - 600, n))
+    completed = created + rng.integers(1, 300, n)
+    k = max(1, n // 200)
+    ok = np.flatnonzero(status == "success")
+    chosen = _pick(rng, ok, 4 * k)
+    missing, mismatch, twice, processing = np.array_split(chosen, 4)
+    status[processing] = "processing"  # the channel says success; the platform lags
+
+    platform = pd.DataFrame({
+        "txn_id": _ids(f"T{prefix}", day, idx), "merchant_order_no": order_no,
+        "channel": channel, "account": f"{channel}:2088{seed % 1000:03d}0001",
+        "direction": np.where(refund, "debit", "credit"), "amount_minor": amount,
+        "currency": CURRENCY, "status": status,
+        "created_at": _times(day, created),
+        "completed_at": np.where(status == "success", _times(day, completed), np.datetime64("NaT")),
+    })
+    billed = np.flatnonzero(status != "failed")
+    billed = billed[~np.isin(billed, missing)]
+    bill_amount = amount.copy()
+    bill_amount[mismatch] += rng.integers(1, 300, len(mismatch))
+    rows = np.concatenate([billed, twice])
+    extra = max(1, n // 400)
+    bill = pd.DataFrame({
+        "channel_txn_no": np.concatenate([_ids(f"{prefix}X", day, rows, 12)[:len(billed)],
+                                          _ids(f"{prefix}D", day, twice, 12)]),
+        "merchant_order_no": order_no[rows],
+        "created_at": _times(day, created[rows]), "completed_at": _times(day, completed[rows]),
+        "kind": np.where(refund[rows], "refund", "payment"),
+        "refund_no": np.where(refund[rows], np.char.add("R", order_no[rows]), ""),
+        "amount_minor": bill_amount[rows],
+        "merchant_id": f"{channel}-merchant-01",
+    })
+    # Payments the platform never recorded.
+    orphan_idx = np.arange(n, n + extra)
+    orphan_t = rng.integers(0, 86_400 - 600, extra)
+    bill = pd.concat([bill, pd.DataFrame({
+        "channel_txn_no": _ids(f"{prefix}X", day, orphan_idx, 12),
+        "merchant_order_no": _ids(f"M{prefix}Z", day, np.arange(extra)),
+        "created_at": _times(day, orphan_t), "completed_at": _times(day, orphan_t + 5),
+        "kind": "payment", "refund_no": "", "amount_minor": rng.integers(100, 50_000, extra),
+        "merchant_id": f"{channel}-merchant-01",
+    })], ignore_index=True)
+    bill["fee_minor"] = np.where(bill["kind"] == "payment", _fee(bill["amount_minor"]), 0)
+    bill = bill.sort_values(["completed_at", "channel_txn_no"], kind="stable",
+                            ignore_index=True)
+    labels = (
+        [{"type": "missing_on_statement", "source": f"{channel}_bill",
+          "reference": str(order_no[i])} for i in missing]
+        + [{"type": "amount_mismatch", "source": f"{channel}_bill",
+            "reference": str(order_no[i])} for i in mismatch]
+        + [{"type": "duplicate", "source": f"{channel}_bill", "reference": str(order_no[i])}
+           for i in twice]
+        + [{"type": "status_mismatch", "source": f"{channel}_bill",
+            "reference": str(order_no[i])} for i in processing]
+        + [{"type": "missing_on_platform", "source": f"{channel}_bill", "reference": str(r)}
+           for r in _ids(f"M{prefix}Z", day, np.arange(extra))]
+    )
+    return platform, bill, labels
+
+
+def _channel_net(bill: pd.DataFrame) -> int:
+    """What the channel pays out for a day: payments - refunds - fees."""
+    signed = np.where(bill["kind"] == "payment", bill["amount_minor"], -bill["amount_minor"])
+    return int(signed.sum() - bill["fee_minor"].sum())
+
+
+def _transfer_part(day: date, n: int, seed: int):
+    """Bank transfers: platform rows and the collection accounts' bookings, incl. timing."""
+    rng = _rng(seed, day, "bank_transfer")
+    idx = np.arange(n)
+    order_no = _ids("MB", day, idx)
+    accounts = np.array(list(COLLECTION_ACCOUNTS))
+    account = accounts[rng.integers(0, len(accounts), n)]
+    amount = rng.integers(100, 2_000_000, n)
+    direction = np.where(rng.random(n) < 0.85, "credit", "debit")
+    created = np.sort(rng.integers(0, 86_400 - 3_600, n))
+    booked = created + rng.integers(1, 1_800, n)
+    k = max(1, n // 100)
+    missing, mismatch, twice = np.array_split(_pick(rng, idx, 3 * k), 3)
+    platform = pd.DataFrame({
+        "txn_id": _ids("TB", day, idx), "merchant_order_no": order_no,
+        "channel": "bank_transfer", "account": account, "direction": direction,
+        "amount_minor": amount, "currency": CURRENCY, "status": "success",
+        "created_at": _times(day, created), "completed_at": _times(day, booked),
+    })
+    bank_amount = amount.copy()
+    bank_amount[mismatch] += rng.integers(1, 500, len(mismatch)) * rng.choice([-1, 1],
+                                                                                len(mismatch))
+    keep = np.setdiff1d(idx, missing)
+    rows = np.concatenate([keep, twice])
+    bookings = pd.DataFrame({
+        "account": account[rows], "reference": order_no[rows], "direction": direction[rows],
+        "amount_minor": bank_amount[rows],
+        "booked_at": _times(day, np.concatenate([booked[keep], booked[twice] + 60])),
+        "counterparty": "Platform customer",
+    })
+    extra_refs = _ids("XB", day, np.arange(k))
+    extra_t = rng.integers(0, 86_400 - 60, k)
+    bookings = pd.concat([bookings, pd.DataFrame({
+        "account": accounts[rng.integers(0, len(accounts), k)], "reference": extra_refs,
+        "direction": "credit", "amount_minor": rng.integers(100, 500_000, k),
+        "booked_at": _times(day, extra_t), "counterparty": "Unknown remitter",
+    })], ignore_index=True)
+    labels = (
+        [{"type": "missing_on_statement", "source": "bank", "reference": str(order_no[i])}
+         for i in missing]
+        + [{"type": "amount_mismatch", "source": "bank", "reference": str(order_no[i])}
+           for i in mismatch]
+        + [{"type": "duplicate", "source": "bank", "reference": str(order_no[i])} for i in twice]
+        + [{"type": "missing_on_platform", "source": "bank", "reference": str(r)}
+           for r in extra_refs]
+    )
+    return platform, bookings, labels
+
+
+def _late_transfers(day: date, seed: int, n: int):
+    """Transfers the platform records just before midnight; the bank books them after it, on
+    the next day's statement (timing)."""
+    rng = _rng(seed, day, "late")
+    k = max(1, n // 500)
+    order_no = _ids("ML", day, np.arange(k))
+    seconds = 86_400 - rng.integers(1, 120, k)
+    account = np.array(list(COLLECTION_ACCOUNTS))[rng.integers(0, len(COLLECTION_ACCOUNTS), k)]
+    amount = rng.integers(100, 200_000, k)
+    platform = pd.DataFrame({
+        "txn_id": _ids("TL", day, np.arange(k)), "merchant_order_no": order_no,
+        "channel": "bank_transfer", "account": account, "direction": "credit",
+        "amount_minor": amount, "currency": CURRENCY, "status": "success",
+        "created_at": _times(day, seconds), "completed_at": _times(day, seconds),
+    })
+    bookings = pd.DataFrame({
+        "account": account, "reference": order_no, "direction": "credit",
+        "amount_minor": amount,
+        "booked_at": _times(day + timedelta(days=1), rng.integers(5, 300, k)),
+        "counterparty": "Platform customer",
+    })
+    return platform, bookings
+
+
+def _custody_part(day: date, n: int, seed: int):
+    """Users' recharges and withdrawals through the custody bank account."""
+    rng = _rng(seed, day, "custody")
+    idx = np.arange(n)
+    serial = _ids("CF", day, idx)
+    flow = np.where(rng.random(n) < 0.6, "recharge", "withdrawal")
+    amount = rng.integers(1_000, 5_000_000, n)
+    created = np.sort(rng.integers(0, 86_400 - 3_600, n))
+    status = np.where(rng.random(n) < 0.01, "failed", "success")
+    users = np.char.add("U", np.char.zfill(rng.integers(0, max(10, n // 5), n).astype(str), 7))
+    flows = pd.DataFrame({
+        "serial_no": serial, "user_fund_account": users, "flow_type": flow,
+        "amount_minor": amount, "currency": CURRENCY, "status": status,
+        "bank_account": CUSTODY_ACCOUNT, "created_at": _times(day, created),
+        "completed_at": np.where(status == "success", _times(day, created + 60),
+                                 np.datetime64("NaT")),
+    })
+    ok = status == "success"
+    bookings = pd.DataFrame({
+        "account": CUSTODY_ACCOUNT, "reference": serial[ok],
+        "direction": np.where(flow[ok] == "recharge", "credit", "debit"),
+        "amount_minor": amount[ok], "booked_at": _times(day, created[ok] + 90),
+        "counterparty": users[ok],
+    })
+    return flows, bookings
+
+
+def _settlement(day: date, platform: pd.DataFrame, bills: dict[str, pd.DataFrame], seed: int):
+    """The clearing file: each channel payment debits the buyer's fund account and credits the
+    seller's, less the platform fee, which is credited to the platform's fee account."""
+    rng = _rng(seed, day, "settlement")
+    paid = platform[(platform["channel"] != "bank_transfer") & (platform["status"] == "success")
+                    & (platform["direction"] == "credit")]
+    n = len(paid)
+    users = max(10, n // 20)
+    buyer = np.char.add("U", np.char.zfill(rng.integers(0, users, n).astype(str), 7))
+    seller = np.char.add("S", np.char.zfill(rng.integers(0, max(2, users // 10), n).astype(str),
+                                             5))
+    amount = paid["amount_minor"].to_numpy()
+    fee = (amount * 2_000 + 500_000) // 1_000_000  # platform fee 0.2 %
+    moves = pd.concat([
+        pd.DataFrame({"user_fund_account": buyer, "debit": amount, "credit": 0, "fee": 0}),
+        pd.DataFrame({"user_fund_account": seller, "debit": 0, "credit": amount - fee,
+                      "fee": 0}),
+        pd.DataFrame({"user_fund_account": ["PLATFORM_FEE"], "debit": [0], "credit": [0],
+                      "fee": [int(fee.sum())]}),
+    ])
+    per_user = moves.groupby("user_fund_account", sort=True).sum().reset_index()
+    per_user.insert(0, "batch_no", f"STL{day:%Y%m%d}01")
+    per_user.insert(0, "settlement_date", day.isoformat())
+    per_user["currency"] = CURRENCY
+    return per_user
+
+
+def _balances(day: date, settlement: pd.DataFrame, custody: pd.DataFrame, seed: int):
+    rng = _rng(seed, day, "balances")
+    flows = custody[custody["status"] == "success"]
+    signed = np.where(flows["flow_type"] == "recharge", flows["amount_minor"],
+                      -flows["amount_minor"])
+    change = pd.concat([
+        pd.Series(settlement["credit"].to_numpy() - settlement["debit"].to_numpy(),
+                  index=settlement["user_fund_account"]),
+        pd.Series(signed, index=flows["user_fund_account"].to_numpy()),
+    ]).groupby(level=0).sum()
+    opening = rng.integers(10_000_000, 100_000_000, len(change))
+    closing = opening + change.to_numpy()
+    frozen = (np.abs(closing) * rng.integers(0, 20, len(change))) // 100
+    return pd.DataFrame({
+        "as_of_date": day.isoformat(), "account": change.index,
+        "account_type": np.where(change.index == "PLATFORM_FEE", "platform_fee", "user_fund"),
+        "currency": CURRENCY, "opening_balance": opening, "closing_balance": closing,
+        "available": closing - frozen, "frozen": frozen,
+    })
+
+
+def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
+    """All of a business day's data, in memory, before any file format."""
+    if scale < 50:
+        raise ValueError("scale must be at least 50 transactions")
+    shares = {c: int(scale * s) for c, s in CHANNELS.items()}
+    n_transfer = scale - sum(shares.values())
+    platform_parts, bills, labels = [], {}, []
+    for channel, n in shares.items():
+        rows, bill, found = _channel_part(business_date, n, seed, channel)
+        platform_parts.append(rows)
+        bills[channel] = bill
+        labels += found
+    transfers, bookings, found = _transfer_part(business_date, n_transfer, seed)
+    labels += found
+    late_today, _ = _late_transfers(business_date, seed, n_transfer)
+    _, late_yesterday = _late_transfers(business_date - timedelta(days=1), seed, n_transfer)
+    labels += [{"type": "timing", "source": "bank", "reference": str(r),
+                "booked_on": (business_date + timedelta(days=1)).isoformat()}
+               for r in late_today["merchant_order_no"]]
+    labels += [{"type": "timing", "source": "bank", "reference": str(r),
+                "recorded_on": (business_date - timedelta(days=1)).isoformat()}
+               for r in late_yesterday["reference"]]
+    custody, custody_bookings = _custody_part(business_date, max(10, scale // 20), seed)
+
+    # Yesterday's channel bills are settled to the bank this morning, net of fees.
+    yesterday = business_date - timedelta(days=1)
+    settle_rows = []
+    for i, channel in enumerate(CHANNELS):
+        _, bill, _ = _channel_part(yesterday, shares[channel], seed, channel)
+        settle_rows.append({
+            "account": SETTLEMENT_ACCOUNT,
+            "reference": f"{channel.upper()}-SETTLE-{yesterday:%Y%m%d}",
+            "direction": "credit", "amount_minor": _channel_net(bill),
+            "booked_at": _times(business_date, np.array([3_600 + 60 * i]))[0],
+            "counterparty": {"alipay": "Alipay (China) Network", "wechatpay": "Tenpay"}[channel],
+        })
+    bookings = pd.concat([bookings, late_yesterday, custody_bookings,
+                          pd.DataFrame(settle_rows)], ignore_index=True)
+    bookings["currency"] = CURRENCY
+    bookings = bookings.sort_values(["account", "booked_at", "reference"], kind="stable",
+                                    ignore_index=True)
+    bookings["bank_serial"] = (
+        "B" + business_date.strftime("%Y%m%d")
+        + bookings.groupby("account").cumcount().astype(str).str.zfill(9)
+        + bookings["account"].str[-2:])
+    rng = _rng(seed, business_date, "openings")
+    openings = {a: int(rng.integers(50_000_000, 500_000_000))
+                for a in sorted(bookings["account"].unique())}
+
+    platform = pd.concat([*platform_parts, transfers, late_today], ignore_index=True)
+    settlement = _settlement(business_date, platform, bills, seed)
+    balances = _balances(business_date, settlement, custody, seed)
+    return Day(business_date, platform, bills, bookings, openings, custody, settlement,
+               balances, labels)
+
+
+# ---- writing files ---------------------------------------------------------------------------
+
+def _text_minor(minor: pd.Series) -> pd.Series:
+    """Minor units to decimal text, vectorised (2-digit currencies only)."""
+    values = minor.astype("int64")
+    sign = np.where(values < 0, "-", "")
+    magnitude = values.abs()
+    return pd.Series(sign, index=values.index) + (magnitude // 100).astype(str) + "." + \
+        (magnitude % 100).astype(str).str.zfill(2)
+
+
+def _text_time(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
+
+
+def platform_ledger_csv(day: Day) -> bytes:
+    p = day.platform
+    frame = pd.DataFrame({
+        "txn_id": p["txn_id"], "merchant_order_no": p["merchant_order_no"],
+        "channel": p["channel"], "account": p["account"], "direction": p["direction"],
+        "amount": _text_minor(p["amount_minor"]), "currency": p["currency"],
+        "status": p["status"], "created_at": _text_time(p["created_at"]),
+        "completed_at": _text_time(p["completed_at"]),
+    })
+    return frame.to_csv(index=False).encode()
+
+
+def custody_flows_csv(day: Day) -> bytes:
+    f = day.custody_flows
+    frame = f.drop(columns=["amount_minor"]).assign(
+        amount=_text_minor(f["amount_minor"]), created_at=_text_time(f["created_at"]),
+        completed_at=_text_time(f["completed_at"]))
+    columns = ["serial_no", "user_fund_account", "flow_type", "amount", "currency", "status",
+               "bank_account", "created_at", "completed_at"]
+    return frame[columns].to_csv(index=False).encode()
+
+
+def settlement_csv(day: Day) -> bytes:
+    s = day.settlement
+    frame = pd.DataFrame({
+        "settlement_date": s["settlement_date"], "batch_no": s["batch_no"],
+        "user_fund_account": s["user_fund_account"], "debit_amount": _text_minor(s["debit"]),
+        "credit_amount": _text_minor(s["credit"]), "fee_amount": _text_minor(s["fee"]),
+        "currency": s["currency"]})
+    return frame.to_csv(index=False).encode()
+
+
+def balances_csv(day: Day) -> bytes:
+    b = day.balances
+    frame = b[["as_of_date", "account", "account_type", "currency"]].assign(
+        opening_balance=_text_minor(b["opening_balance"]),
+        closing_balance=_text_minor(b["closing_balance"]),
+        available_balance=_text_minor(b["available"]),
+        frozen_balance=_text_minor(b["frozen"]))
+    return frame.to_csv(index=False).encode()
+
+
+def bank_csv(bookings: pd.DataFrame, opening: int) -> bytes:
+    """The generic bank CSV export for one account (see docs/formats.md)."""
+    signed = np.where(bookings["direction"] == "credit", bookings["amount_minor"],
+                      -bookings["amount_minor"])
+    balance = pd.Series(opening + np.cumsum(signed), index=bookings.index)
+
+    def grouped(minor: pd.Series) -> pd.Series:
+        whole = (minor.abs() // 100).map("{:,}".format)
+        return np.where(minor < 0, "-", "") + whole + "." + (minor.abs() % 100).astype(
+            str).str.zfill(2)
+
+    amount = grouped(bookings["amount_minor"])
+    frame = pd.DataFrame({
+        "Account": bookings["account"],
+        "Value Date": pd.to_datetime(bookings["booked_at"]).dt.strftime("%Y-%m-%d"),
+        "Booking Time": pd.to_datetime(bookings["booked_at"]).dt.strftime("%H:%M:%S"),
+        "Bank Serial": bookings["bank_serial"], "Reference": bookings["reference"],
+        "Counterparty": bookings["counterparty"],
+        "Debit": np.where(bookings["direction"] == "debit", amount, ""),
+        "Credit": np.where(bookings["direction"] == "credit", amount, ""),
+        "Balance": grouped(balance), "Currency": bookings["currency"],
+    })
+    return frame.to_csv(index=False).encode()
+
+
+def _bank_files(day: Day) -> dict[str, tuple[str, bytes]]:
+    """One statement per bank account, in the format that account's bank exports."""
+    formats = {**COLLECTION_ACCOUNTS, CUSTODY_ACCOUNT: "bank_csv"}
+    files = {}
+    for account, rows in day.bookings.groupby("account", sort=True):
+        source = formats[account]
+        name = f"bank_{account[-4:]}_{day.business_date:%Y%m%d}.csv"
+        files[f"{source}:{account[-4:]}"] = (name, bank_csv(rows, day.openings[account]))
+    return files
+
+
+def render(day: Day) -> dict[str, tuple[str, bytes]]:
+    """Every file of the day: key -> (file name, bytes); the key's source names the folder."""
+    d = f"{day.business_date:%Y%m%d}"
+    files = {
+        "platform_ledger": (f"platform_ledger_{d}.csv", platform_ledger_csv(day)),
+        "platform_custody_flows": (f"custody_flows_{d}.csv", custody_flows_csv(day)),
+        "platform_settlement": (f"settlement_{d}.csv", settlement_csv(day)),
+        "platform_balances": (f"balances_{d}.csv", balances_csv(day)),
+    }
+    files.update(_bank_files(day))
+    return files
 
 
 def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7) -> GeneratedDay:
-    if scale < 10:
-        raise ValueError("scale must be at least 10 transactions")
-    rng = np.random.default_rng([seed, business_date.toordinal()])
-    n = scale
-    day = business_date.strftime("%Y%m%d")
-    idx = np.arange(n)
-    txn_id = np.char.add(f"T{day}", np.char.zfill(idx.astype(str), 9))
-    order_no = np.char.add(f"M{day}", np.char.zfill(rng.permutation(n).astype(str), 9))
-    amount = rng.integers(100, 2_000_000, n)  # 1.00 .. 20,000.00 CNY, in fen
-    direction = np.where(rng.random(n) < 0.85, "credit", "debit")
-    account = np.array(BANK_ACCOUNTS)[rng.integers(0, len(BANK_ACCOUNTS), n)]
-    # Created during the day (local time); the bank books each a few seconds to minutes later,
-    # never past midnight here (cross-day timing is a discrepancy of its own).
-    created_s = np.sort(rng.integers(0, 86_400 - 3_600, n))
-    booked_s = created_s + rng.integers(1, 1_800, n)
-    midnight = datetime.combine(business_date, datetime.min.time())
-
-    k = max(1, n // 100)
-    chosen = rng.choice(n, size=3 * k, replace=False)
-    missing_on_statement, amount_mismatch, booked_twice = np.split(chosen, [k, 2 * k])
-    delta = rng.integers(1, 500, k) * np.where(rng.random(k) < 0.5, -1, 1)
-
-    platform = pd.DataFrame({
-        "txn_id": txn_id, "merchant_order_no": order_no, "channel": "bank_transfer",
-        "account": account, "direction": direction, "amount": _amount_text(amount),
-        "currency": CURRENCY, "status": "success",
-        "created_at": [(midnight + timedelta(seconds=int(s))).strftime("%Y-%m-%d %H:%M:%S")
-                       for s in created_s],
-    })
-    platform["completed_at"] = [(midnight + timedelta(seconds=int(s))).strftime(
-        "%Y-%m-%d %H:%M:%S") for s in booked_s]
-
-    bank_amount = amount.copy()
-    bank_amount[amount_mismatch] += delta
-    keep = np.ones(n, dtype=bool)
-    keep[missing_on_statement] = False
-    bank = pd.DataFrame({
-        "account": account[keep], "reference": order_no[keep], "direction": direction[keep],
-        "amount": bank_amount[keep], "seconds": booked_s[keep],
-        "counterparty": "Platform customer",
-    })
-    # Money the platform never recorded: bank bookings with references it does not know.
-    extra_refs = np.char.add(f"X{day}", np.char.zfill(np.arange(k).astype(str), 9))
-    extra = pd.DataFrame({
-        "account": np.array(BANK_ACCOUNTS)[rng.integers(0, len(BANK_ACCOUNTS), k)],
-        "reference": extra_refs, "direction": "credit",
-        "amount": rng.integers(100, 500_000, k), "seconds": rng.integers(0, 86_400, k),
-        "counterparty": "Unknown remitter",
-    })
-    # The bank books some payments twice: same reference and amount, a new serial.
-    twice = pd.DataFrame({
-        "account": account[booked_twice], "reference": order_no[booked_twice],
-        "direction": direction[booked_twice], "amount": bank_amount[booked_twice],
-        "seconds": booked_s[booked_twice] + 60, "counterparty": "Platform customer",
-    })
-    bank = pd.concat([bank, extra, twice], ignore_index=True)
-
+    """Write the day's files under out_dir/<source>/<date>/ and labels under out_dir/labels/."""
+    day = build_day(business_date, scale, seed)
     out_dir = Path(out_dir)
-    files = {
-        "platform_ledger": out_dir / "platform_ledger" / business_date.isoformat()
-        / f"platform_ledger_{day}.csv",
-    }
-    files["platform_ledger"].parent.mkdir(parents=True, exist_ok=True)
-    platform.to_csv(files["platform_ledger"], index=False)
-
-    for n_acct, (acct, rows) in enumerate(bank.groupby("account", sort=True)):
-        rows = rows.sort_values(["seconds", "reference"], kind="stable").reset_index(drop=True)
-        signed = np.where(rows["direction"] == "credit", rows["amount"], -rows["amount"])
-        opening = int(rng.integers(50_000_000, 500_000_000))
-        balance = opening + np.cumsum(signed)
-        statement = pd.DataFrame({
-            "Account": acct,
-            "Value Date": business_date.isoformat(),
-            "Booking Time": [(midnight + timedelta(seconds=int(s))).strftime("%H:%M:%S")
-                             for s in rows["seconds"]],
-            "Bank Serial": [f"B{day}{n_acct}{i:09d}" for i in range(len(rows))],
-            "Reference": rows["reference"],
-            "Counterparty": rows["counterparty"],
-            "Debit": [f"{int(a) // 100:,}.{int(a) % 100:02d}" if d == "debit" else ""
-                      for a, d in zip(rows["amount"], rows["direction"], strict=True)],
-            "Credit": [f"{int(a) // 100:,}.{int(a) % 100:02d}" if d == "credit" else ""
-                       for a, d in zip(rows["amount"], rows["direction"], strict=True)],
-            "Balance": [f"{int(b) // 100:,}.{int(b) % 100:02d}" for b in balance],
-            "Currency": CURRENCY,
-        })
-        path = out_dir / "bank_csv" / business_date.isoformat() / f"bank_{acct[-4:]}_{day}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        statement.to_csv(path, index=False)
-        files[f"bank_csv:{acct[-4:]}"] = path
-
+    written = {}
+    for key, (name, data) in render(day).items():
+        folder = out_dir / key.split(":")[0] / business_date.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        written[key] = folder / name
     labels = {
-        "business_date": business_date.isoformat(),
-        "seed": seed,
-        "scale": n,
-        "expected": {
-            "platform_rows": n,
-            "bank_rows": int(len(bank)),
-            "matched_pairs": int(n - 2 * k),
-        },
-        "discrepancies": (
-            [{"type": "missing_on_statement", "source": "platform_ledger",
-              "reference": str(order_no[i])} for i in sorted(missing_on_statement)]
-            + [{"type": "missing_on_platform", "source": "bank_csv", "reference": str(r)}
-               for r in extra_refs]
-            + [{"type": "duplicate", "source": "bank_csv", "reference": str(order_no[i])}
-               for i in sorted(booked_twice)]
-            + [{"type": "amount_mismatch", "source": "platform_ledger",
-                "reference": str(order_no[i]), "difference_minor": int(d)}
-               for i, d in sorted(zip(amount_mismatch, delta, strict=True))]
-        ),
+        "business_date": business_date.isoformat(), "seed": seed, "scale": scale,
+        "rows": {"platform_ledger": len(day.platform), "bank": len(day.bookings),
+                 **{f"{c}_bill": len(b) for c, b in day.channel_bills.items()},
+                 "platform_custody_flows": len(day.custody_flows),
+                 "platform_settlement": len(day.settlement),
+                 "platform_balances": len(day.balances)},
+        "discrepancies": day.discrepancies,
     }
     labels_path = out_dir / "labels" / f"{business_date.isoformat()}.json"
     labels_path.parent.mkdir(parents=True, exist_ok=True)
     labels_path.write_text(json.dumps(labels, indent=1))
-    return GeneratedDay(business_date, files, labels_path)
+    return GeneratedDay(business_date, written, labels_path)

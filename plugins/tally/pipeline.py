@@ -124,6 +124,7 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "business_date": business_date.isoformat(),
         "files": files,
         "rows_loaded": int(rows),
+        "reconciled": int(sum(outcomes.values())),
         "matched": int(outcomes.get("matched", 0)),
         "unmatched": int(outcomes.get("unmatched", 0)),
         "run_id": run[0] if run else None,
