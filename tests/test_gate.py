@@ -90,5 +90,6 @@ def test_committed_gx_project_is_what_the_code_defines(settings, tmp_path):
     assert _definitions(copy / "gx") == _definitions(settings.expectations_dir / "gx")
     checkpoint = (settings.expectations_dir / "gx" / "checkpoints" / "daily_gate.json")
     assert checkpoint.exists()
-    assert "analytics_enabled: false" in (
-        settings.expectations_dir / "gx" / "great_expectations.yml").read_text()
+    committed = (settings.expectations_dir / "gx" / "great_expectations.yml").read_text()
+    assert "analytics_enabled: false" in committed
+    assert "progress_bars:\n  globally: false" in committed

@@ -132,6 +132,19 @@ def cmd_gate(args) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_bench(args) -> int:
+    from tally import bench
+
+    results = []
+    for rows in args.rows:
+        result = bench.run(rows, with_dbt=not args.no_dbt)
+        print(bench.table(result), flush=True)
+        results.append(result)
+    bench.write(results, Path(args.out))
+    print(f"results: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["init", "run"])
     p.add_argument("--date", type=_date)
     p.set_defaults(func=cmd_gate)
+    p = sub.add_parser("bench", help="time each pipeline stage on a generated day")
+    p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--no-dbt", action="store_true", help="stop after loading")
+    p.add_argument("--out", default="docs/benchmarks.json")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

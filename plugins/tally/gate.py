@@ -132,9 +132,12 @@ def init_project(settings: Settings) -> list[str]:
 
 
 def _disable_analytics(settings: Settings) -> None:
+    """No analytics events; no progress bars in task logs."""
     path = settings.expectations_dir / "gx" / "great_expectations.yml"
-    text = path.read_text()
-    path.write_text(re.sub(r"(?m)^analytics_enabled:.*$", "analytics_enabled: false", text))
+    text = re.sub(r"(?m)^analytics_enabled:.*$", "analytics_enabled: false", path.read_text())
+    if "progress_bars:" not in text:
+        text += "progress_bars:\n  globally: false\n"
+    path.write_text(text)
 
 
 @dataclass
