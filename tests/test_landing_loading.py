@@ -38,7 +38,11 @@ def test_files_land_byte_for_byte_under_their_hash_and_load_once(clean, conn, s3
     expected_rows = sum(n for name, n in rows.items() if not name.endswith("_bill"))
     assert loaded["loaded_rows"] == expected_rows
 
-    # The same bytes again: recorded as duplicates of the first receipt, nothing reloaded.
+    # Files already picked up are not picked up again.
+    assert pipeline.land_day(settings, DAY)["files"] == []
+    # The same bytes delivered again (other names): duplicates of the first receipt, not loaded.
+    for path in day.files.values():
+        (path.parent / f"again_{path.name}").write_bytes(path.read_bytes())
     again = pipeline.land_day(settings, DAY)
     assert again["landed"] == 0 and again["duplicates"] == files
     assert pipeline.load_day(settings, DAY)["loaded_rows"] == 0
@@ -77,7 +81,7 @@ def test_raw_zone_is_write_once(clean, s3):
 
 def test_bad_file_goes_to_quarantine_whole_and_the_day_goes_on(clean, conn, s3):
     settings = clean
-    generate.generate_day(DAY, 100, settings.inbox_dir, seed=3)
+    day = generate.generate_day(DAY, 100, settings.inbox_dir, seed=3)
     good = next((settings.inbox_dir / "platform_ledger" / DAY.isoformat()).iterdir())
     lines = good.read_text().splitlines()
     # 60 good rows, then one whose amount is not a number: none of the 60 may be loaded.
@@ -88,7 +92,7 @@ def test_bad_file_goes_to_quarantine_whole_and_the_day_goes_on(clean, conn, s3):
 
     pipeline.land_day(settings, DAY)
     result = pipeline.load_day(settings, DAY)
-    assert result["loaded_files"] == len(list(settings.inbox_dir.glob("*/*/*"))) - 1
+    assert result["loaded_files"] == len(day.files)
     (rejected,) = result["quarantined"]
     assert rejected["error"] == (
         "late_correction.csv, line 62, field 'amount': '12.3.4' is not an amount in 'CNY' "

@@ -78,6 +78,8 @@ class Settings:
     pg: PostgresSettings
     s3: S3Settings
     inbox_dir: Path
+    inbox_bucket: str | None  # an S3 file drop (<prefix><source>/<date>/<file>), if set
+    inbox_prefix: str
     dbt_project_dir: Path
     expectations_dir: Path
     include_dir: Path
@@ -95,6 +97,13 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
+
+    def secret(self, name: str) -> str:
+        """A connector credential, named in include/pulls.yaml, from TALLY_SECRET_<NAME>."""
+        variable = f"TALLY_SECRET_{name.upper()}"
+        if not self.env.get(variable):
+            raise KeyError(f"{variable} is not set")
+        return self.env[variable]
 
     def child_env(self) -> dict[str, str]:
         """Environment for a child process (airflow, dbt) that must see these same settings."""
@@ -210,6 +219,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         pg=_postgres(env, secrets),
         s3=_s3(env, secrets),
         inbox_dir=Path(env.get("TALLY_INBOX", home / "inbox")).resolve(),
+        inbox_bucket=env.get("TALLY_INBOX_BUCKET") or None,
+        inbox_prefix=env.get("TALLY_INBOX_PREFIX", "inbox/"),
         dbt_project_dir=Path(
             env.get("TALLY_DBT_PROJECT_DIR", project_dir / "dbt_project")).resolve(),
         expectations_dir=Path(

@@ -61,14 +61,6 @@ def land_bytes(settings: Settings, conn: psycopg.Connection, s3, config: SourceC
     return Landed(file_id, config.source, name, sha256, key, status)
 
 
-def inbox_files(settings: Settings, source: str, business_date: date) -> list[Path]:
-    """Files dropped under inbox/<source>/<business_date>/, in name order."""
-    folder = settings.inbox_dir / source / business_date.isoformat()
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
 def quarantine(settings: Settings, conn: psycopg.Connection, s3, file_id: int, data: bytes,
                reason: str) -> str:
     """Keep a rejected file's bytes and reason in the quarantine zone; mark it in the manifest."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from tally import landing, loading, sources, storage, warehouse
+from tally import loading, sources, storage, warehouse
 from tally.config import Settings
 from tally.services import postgres
 
@@ -17,22 +17,21 @@ def prepare(settings: Settings) -> None:
 
 
 def land_day(settings: Settings, business_date: date) -> dict:
-    """Land every file dropped in the inbox for the day into the raw zone."""
+    """Land every file that arrived for the day (file drops, channel pulls) in the raw zone."""
+    from tally import intake
+
     configs = sources.load_all(settings)
     s3 = storage.client(settings)
-    landed = []
     with postgres.connect(settings, autocommit=True) as conn:
         warehouse.ensure_schema(conn, configs)
-        for source, config in configs.items():
-            for path in landing.inbox_files(settings, source, business_date):
-                result = landing.land_bytes(settings, conn, s3, config, business_date,
-                                            path.read_bytes(), path.name)
-                landed.append(result)
+        arrived = intake.collect_day(settings, conn, s3, configs, business_date)
     return {
-        "landed": sum(r.status == "landed" for r in landed),
-        "duplicates": sum(r.status == "duplicate" for r in landed),
+        "landed": sum(r.status == "landed" for r in arrived.landed),
+        "duplicates": sum(r.status == "duplicate" for r in arrived.landed),
         "files": [{"file_id": r.file_id, "source": r.source, "name": r.name,
-                   "status": r.status} for r in landed],
+                   "status": r.status} for r in arrived.landed],
+        "not_ready": arrived.not_ready,
+        "failed": arrived.failed,
     }
 
 
