@@ -22,9 +22,11 @@ from airflow.sdk import Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 
-from tally import config
+from tally import config, recon
 
 SETTINGS = config.load()
+# The rules in force when the DAG was parsed; every run records their hash.
+RULES = recon.load(SETTINGS)
 # dbt's profiles.yml reads the warehouse settings from these; they are never written to disk.
 os.environ.update(SETTINGS.dbt_env())
 
@@ -89,7 +91,14 @@ def tally_daily():
         # Asset events per model are off until the DAGs are scheduled by data (assets).
         render_config=RenderConfig(load_method=LoadMode.CUSTOM, test_behavior=TestBehavior.BUILD,
                                    emit_datasets=False),
-        operator_args={"install_deps": False},
+        operator_args={
+            "install_deps": False,
+            # Incremental marts are built for one business date, with the rules as data.
+            "vars": {
+                "as_of": "{{ ti.xcom_pull(task_ids='resolve_business_date') }}",
+                "reconciliation": RULES,
+            },
+        },
         default_args={"retries": 1},
     )
 

@@ -27,7 +27,8 @@ from tally.services import postgres  # noqa: E402
 # Airflow imported by the tests reads the same home and settings as `airflow dags test` does.
 os.environ.update(airflow_local.environment(config.load()))
 
-WAREHOUSE_SCHEMAS = ("tally", "raw", "staging", "intermediate", "marts", "reporting")
+WAREHOUSE_SCHEMAS = ("tally", "raw", "staging", "intermediate", "marts", "reporting",
+                     "reference")
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +43,7 @@ def _empty_bucket(s3, bucket: str) -> None:
         s3.delete_object(Bucket=bucket, Key=key)
 
 
-@pytest.fixture
-def clean(settings):
+def reset(settings):
     """A warehouse and zones with nothing in them (the test's own admin clean-up: Tally itself
     never deletes from the raw zone)."""
     with postgres.connect(settings, autocommit=True) as conn:
@@ -58,6 +58,11 @@ def clean(settings):
 
     pipeline.prepare(settings)
     return settings
+
+
+@pytest.fixture
+def clean(settings):
+    return reset(settings)
 
 
 @pytest.fixture

@@ -16,41 +16,40 @@ DAY = date(2026, 11, 20)
 @pytest.fixture
 def built_day(clean):
     load_generated(clean, scale=200, seed=6)
-    transform.build(clean)
+    transform.build(clean, DAY)
     return clean
 
 
 def test_a_sound_day_passes(built_day):
     result = gate.run(built_day, DAY)
     assert result.passed, result.summary()
-    assert result.evaluated == 7 and result.failures == []
+    assert result.evaluated == 11 and result.failures == []
 
 
 def test_a_row_with_two_outcomes_fails_the_gate_by_name(built_day, conn):
     conn.execute(
-        "insert into marts.fct_reconciliation_outcomes"
-        " select * from marts.fct_reconciliation_outcomes where outcome = 'unmatched' limit 1")
+        "insert into marts.fct_outcomes"
+        " select * from marts.fct_outcomes where outcome = 'break' limit 1")
     result = gate.run(built_day, DAY)
     assert not result.passed
     failed = {f.expectation for f in result.failures}
-    assert "Every canonical transaction has exactly one outcome" in failed
-    assert any(f.startswith("expect_column_values_to_be_unique") for f in failed)
+    assert "Every open row has exactly one outcome in each of its projects" in failed
+    assert any(f.startswith("expect_compound_columns_to_be_unique") for f in failed)
     assert "first offending rows" in result.summary()
 
 
-def test_a_lost_row_and_a_one_sided_match_fail_the_gate(built_day, conn):
+def test_a_lost_row_and_a_double_match_fail_the_gate(built_day, conn):
     conn.execute(
-        "delete from marts.fct_reconciliation_outcomes where transaction_key ="
-        " (select min(transaction_key) from marts.fct_reconciliation_outcomes"
-        "  where side = 'bank' and outcome = 'unmatched')")
+        "delete from marts.fct_outcomes where transaction_key ="
+        " (select min(transaction_key) from marts.fct_outcomes where outcome = 'break')")
     conn.execute(
-        "update marts.fct_reconciliation_outcomes set counterpart_key = 'nobody' where"
-        " transaction_key = (select min(transaction_key) from marts.fct_reconciliation_outcomes"
-        " where outcome = 'matched')")
+        "insert into marts.fct_matches select * from marts.fct_matches"
+        " where rule = 'exact_reference' limit 1")
     failed = {f.expectation for f in gate.run(built_day, DAY).failures}
     assert failed == {
-        "Every canonical transaction has exactly one outcome",
-        "A matched row's counterpart is matched back to it, by the same rule",
+        "Every open row has exactly one outcome in each of its projects",
+        "expect_compound_columns_to_be_unique {'column_list': ['project', 'left_key']}",
+        "No statement row is matched twice outside a group rule",
     }
 
 
@@ -61,7 +60,7 @@ def test_a_day_with_no_data_fails(built_day):
 
 
 def test_publish_refuses_a_run_whose_gate_failed(built_day, conn, s3):
-    conn.execute("delete from marts.fct_reconciliation_outcomes where side = 'bank'")
+    conn.execute("delete from marts.fct_outcomes where side = 'bank'")
     pipeline.start_run(built_day, "run-1", DAY)
     with pytest.raises(gate.GateFailed, match="exactly one outcome"):
         pipeline.check_gate(built_day, "run-1", DAY)

@@ -1,7 +1,6 @@
-"""dbt on the real warehouse: a generated day's outcomes agree with its ground-truth labels."""
+"""dbt on the real warehouse: rebuilding is idempotent and keys survive reloading a file."""
 
 import json
-from collections import Counter
 from datetime import date
 
 from tally import generate, pipeline, transform
@@ -18,66 +17,41 @@ def load_generated(settings, scale=400, seed=4, day=DAY):
 
 def outcomes(conn, day=DAY):
     return conn.execute(
-        "select transaction_key, side, reference, outcome, rule, counterpart_key"
-        " from marts.fct_reconciliation_outcomes where business_date = %s order by 1",
+        "select project, transaction_key, outcome, break_type, rule, counterpart_key,"
+        " explanation from marts.fct_outcomes where as_of_date = %s order by 1, 2",
         (day,)).fetchall()
 
 
-def expected_unmatched(labels) -> Counter:
-    """What platform-vs-bank must leave unmatched on a generated day, from its labels."""
-    bank = [d for d in labels["discrepancies"] if d["source"] == "bank"]
-    platform = [d["reference"] for d in bank
-                if d["type"] in ("missing_on_statement", "amount_mismatch")
-                or (d["type"] == "timing" and "booked_on" in d)]
-    statement = [d["reference"] for d in bank
-                 if d["type"] in ("missing_on_platform", "amount_mismatch", "duplicate")
-                 or (d["type"] == "timing" and "recorded_on" in d)]
-    return Counter([("platform", r) for r in platform] + [("bank", r) for r in statement])
-
-
-def test_outcomes_agree_with_the_labels(clean, conn):
+def test_every_source_row_reaches_the_canonical_model(clean, conn):
     labels = load_generated(clean)
-    transform.build(clean)
-    rows = outcomes(conn)
-    unmatched = Counter((side, ref) for _, side, ref, outcome, _, _ in rows
-                        if outcome == "unmatched")
-    assert unmatched == expected_unmatched(labels)
-
-    # Every match pairs a platform row with a bank row of the same reference, amount and
-    # direction, by the exact rule; and every bank transfer in the ledger is accounted for.
-    mismatched_pairs = conn.execute("""
-        select count(*) from marts.fct_reconciliation_outcomes p
-        join marts.fct_reconciliation_outcomes b on b.transaction_key = p.counterpart_key
-        where p.side = 'platform' and p.outcome = 'matched'
-          and (b.side <> 'bank' or b.reference <> p.reference or b.amount_minor <> p.amount_minor
-               or b.direction <> p.direction or p.rule <> 'exact_reference')""").fetchone()[0]
-    assert mismatched_pairs == 0
-    transfers = conn.execute(
-        "select count(*) from staging.stg_platform__ledger"
-        " where channel = 'bank_transfer' and status <> 'failed'").fetchone()[0]
-    assert sum(1 for r in rows if r[1] == "platform") == transfers > 0
-    matched = sum(1 for r in rows if r[3] == "matched")
-    assert matched == 2 * (transfers - sum(
-        n for (side, _), n in expected_unmatched(labels).items() if side == "platform"))
+    transform.build(clean, DAY)
+    counts = dict(conn.execute(
+        "select source, count(*) from intermediate.int_transactions group by source").fetchall())
+    assert counts["platform_ledger"] == labels["rows"]["platform_ledger"]
+    assert counts["bank_csv"] == labels["rows"]["bank"]
+    assert counts["platform_custody_flows"] == labels["rows"]["platform_custody_flows"]
 
 
 def test_rebuild_is_identical_and_keys_survive_reloading_a_file(clean, conn):
     load_generated(clean, scale=150, seed=8)
-    transform.build(clean)
+    transform.build(clean, DAY)
     before = outcomes(conn)
-    transform.build(clean)
+    assert before
+    transform.build(clean, DAY)
     assert outcomes(conn) == before
 
     # Reload the platform file from scratch (new file id): every key and outcome stays.
     file_id = conn.execute("select file_id from tally.files where source = 'platform_ledger'"
                            " and status = 'loaded'").fetchone()[0]
+    data_path = next((clean.inbox_dir / "platform_ledger" / DAY.isoformat()).glob("*.csv"))
     conn.execute("delete from raw.platform_ledger where file_id = %s", (file_id,))
     conn.execute("delete from tally.files where duplicate_of = %s", (file_id,))
     conn.execute("delete from tally.files where file_id = %s", (file_id,))
+    data_path.with_name("reloaded.csv").write_bytes(data_path.read_bytes())
     pipeline.land_day(clean, DAY)
     pipeline.load_day(clean, DAY)
     new_id = conn.execute("select file_id from tally.files where source = 'platform_ledger'"
                           " and status = 'loaded'").fetchone()[0]
     assert new_id != file_id
-    transform.build(clean)
+    transform.build(clean, DAY)
     assert outcomes(conn) == before

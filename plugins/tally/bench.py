@@ -68,7 +68,7 @@ def run(rows: int, with_dbt: bool = True) -> dict:
     timed("land", lambda: pipeline.land_day(settings, BENCH_DATE), loaded_rows)
     timed("load (parse + COPY)", lambda: pipeline.load_day(settings, BENCH_DATE), loaded_rows)
     if with_dbt:
-        timed("dbt build", lambda: transform.build(settings), loaded_rows)
+        timed("dbt build", lambda: transform.build(settings, BENCH_DATE), loaded_rows)
         verdict = timed("gate", lambda: gate.run(settings, BENCH_DATE), loaded_rows)
         stages["gate"]["passed"] = verdict.passed
     services.down(settings)

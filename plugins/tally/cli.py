@@ -51,9 +51,13 @@ def print_summary(summary: dict) -> None:
     print(f"Business date  {summary['business_date']}  (run {summary['run_id']})")
     print(f"  files        {files}")
     print(f"  rows landed  {summary['rows_loaded']}")
-    print(f"  reconciled   {summary['reconciled']} (platform vs bank)")
+    print(f"  reconciled   {summary['reconciled']} rows in "
+          f"{len(summary['match_rate'])} projects")
     print(f"  matched      {summary['matched']}")
-    print(f"  unmatched    {summary['unmatched']}")
+    print(f"  suspense     {summary['suspense']}")
+    print(f"  breaks       {summary['breaks']}")
+    for project, rate in summary["match_rate"].items():
+        print(f"  match rate   {rate:.2%}  {project}")
     print(f"  gate         {gate}")
     print(f"  report       {summary['report'] or 'not published'}")
 

@@ -21,29 +21,53 @@ DATASOURCE = "warehouse"
 # GX substitutes ${...} from the environment at run time, so no credential is committed.
 URL_VARIABLE = "TALLY_GX_WAREHOUSE_URL"
 
-# (asset name, schema, table): tables validated per business date.
+# (asset name, schema, table): tables validated per business date (their as_of_date column).
 ASSETS = {
-    "canonical_transactions": ("intermediate", "int_transactions"),
-    "reconciliation_outcomes": ("marts", "fct_reconciliation_outcomes"),
+    "reconciliation_scope": ("intermediate", "int_recon__scope"),
+    "reconciliation_outcomes": ("marts", "fct_outcomes"),
+    "reconciliation_matches": ("marts", "fct_matches"),
 }
+# Staging models whose rows must account for every row loaded from their sources' files.
+STAGED = {
+    "platform_ledger": "staging.stg_platform__ledger",
+    "platform_custody_flows": "staging.stg_platform__custody_flows",
+    "platform_settlement": "staging.stg_platform__settlement",
+    "platform_balances": "staging.stg_platform__balances",
+    "bank_csv": "staging.stg_bank__csv_statement",
+}
+BREAK_TYPES = ["missing_on_statement", "missing_on_platform", "amount_mismatch",
+               "status_mismatch", "duplicate", "timing"]
+
+# GX puts {batch} in a query as "(...) AS subselect" unless the query has a JOIN, in which
+# case it is "(...)" and the query names it: queries below follow that rule.
+# Keys matched before the batch's date, per project: those rows need no outcome any more.
+_MATCHED_BEFORE = (
+    "select project, left_key as transaction_key, as_of_date from marts.fct_matches"
+    " union all select project, right_key, as_of_date from marts.fct_matches"
+)
 
 
 def _suites():
     import great_expectations as gx
 
     expect = gx.expectations
+    staged = " union all ".join(
+        f"select '{source}' as source, file_id from {model}" for source, model in STAGED.items())
     return {
-        "reconciliation_completeness": ("canonical_transactions", [
+        "reconciliation_completeness": ("reconciliation_scope", [
             expect.ExpectColumnValuesToNotBeNull(column="transaction_key"),
             expect.UnexpectedRowsExpectation(
-                description="Every canonical transaction has exactly one outcome",
+                description="Every open row has exactly one outcome in each of its projects",
                 unexpected_rows_query=(
-                    "select t.transaction_key, t.source, t.reference,"
+                    "select s.project, s.transaction_key, s.reference,"
                     " count(o.transaction_key) as outcomes"
-                    " from {batch} t"
-                    " left join marts.fct_reconciliation_outcomes o"
-                    " on o.transaction_key = t.transaction_key"
-                    " group by t.transaction_key, t.source, t.reference"
+                    " from {batch} s"
+                    " left join marts.fct_outcomes o on o.as_of_date = s.as_of_date"
+                    " and o.project = s.project and o.transaction_key = s.transaction_key"
+                    f" where not exists (select 1 from ({_MATCHED_BEFORE}) m"
+                    " where m.as_of_date < s.as_of_date and m.project = s.project"
+                    " and m.transaction_key = s.transaction_key)"
+                    " group by s.project, s.transaction_key, s.reference"
                     " having count(o.transaction_key) <> 1"
                 ),
             ),
@@ -53,33 +77,47 @@ def _suites():
                     "select f.file_id, f.original_name, f.row_count as rows_loaded,"
                     " count(s.file_id) as rows_staged"
                     " from tally.files f"
-                    " left join (select file_id from staging.stg_platform__ledger"
-                    " union all select file_id from staging.stg_bank__csv_statement) s"
-                    " on s.file_id = f.file_id"
+                    f" left join ({staged}) s on s.file_id = f.file_id"
                     " where f.status = 'loaded'"
-                    " and f.source in ('platform_ledger', 'bank_csv')"
+                    f" and f.source in ({', '.join(repr(s) for s in STAGED)})"
                     " and f.business_date in"
-                    " (select day_rows.business_date from {batch} as day_rows)"
+                    " (select day_rows.as_of_date from {batch} as day_rows)"
                     " group by f.file_id, f.original_name, f.row_count"
                     " having f.row_count <> count(s.file_id)"
                 ),
             ),
         ]),
         "reconciliation_outcomes": ("reconciliation_outcomes", [
-            expect.ExpectColumnValuesToBeUnique(column="transaction_key"),
+            expect.ExpectCompoundColumnsToBeUnique(column_list=["project", "transaction_key"]),
             expect.ExpectColumnValuesToNotBeNull(column="amount_minor"),
             expect.ExpectColumnValuesToBeInSet(column="outcome",
-                                               value_set=["matched", "unmatched"]),
+                                               value_set=["matched", "suspense", "break"]),
+            expect.ExpectColumnValuesToBeInSet(column="break_type", value_set=BREAK_TYPES),
             expect.UnexpectedRowsExpectation(
-                description="A matched row's counterpart is matched back to it, by the same rule",
+                description="Every outcome belongs to a row in scope that day",
                 unexpected_rows_query=(
-                    "select o.transaction_key, o.reference, o.counterpart_key"
-                    " from {batch} o"
-                    " left join marts.fct_reconciliation_outcomes c"
-                    " on c.transaction_key = o.counterpart_key"
-                    " where o.outcome = 'matched'"
-                    " and (c.counterpart_key is distinct from o.transaction_key"
-                    " or c.rule is distinct from o.rule)"
+                    "select o.project, o.transaction_key from {batch} o"
+                    " left join intermediate.int_recon__scope s on s.as_of_date = o.as_of_date"
+                    " and s.project = o.project and s.transaction_key = o.transaction_key"
+                    " where s.transaction_key is null"
+                ),
+            ),
+        ]),
+        "reconciliation_matches": ("reconciliation_matches", [
+            expect.ExpectCompoundColumnsToBeUnique(column_list=["project", "left_key"]),
+            expect.UnexpectedRowsExpectation(
+                description="No statement row is matched twice outside a group rule",
+                unexpected_rows_query=(
+                    "select project, right_key, count(*) as pairs from {batch}"
+                    " where rule_kind <> 'group' group by project, right_key"
+                    " having count(*) > 1"
+                ),
+            ),
+            expect.UnexpectedRowsExpectation(
+                description="Each pair keeps within the differences its rule allows",
+                unexpected_rows_query=(
+                    "select project, rule, left_key, right_key, amount_difference_minor"
+                    " from {batch} where rule_kind = 'exact' and amount_difference_minor <> 0"
                 ),
             ),
         ]),
@@ -115,7 +153,7 @@ def init_project(settings: Settings) -> list[str]:
             batch_definitions[asset_name] = asset.get_batch_definition("business_date")
         except KeyError:
             batch_definitions[asset_name] = asset.add_batch_definition_daily(
-                name="business_date", column="business_date")
+                name="business_date", column="as_of_date")
     validations = []
     for suite_name, (asset_name, expectations) in _suites().items():
         suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
@@ -175,6 +213,16 @@ class GateFailed(RuntimeError):
     pass
 
 
+def _exception_messages(info) -> list[str]:
+    """GX reports an expectation's errors either flat or keyed by metric; collect both."""
+    if not info:
+        return []
+    if info.get("raised_exception"):
+        return [info.get("exception_message") or "error"]
+    return [m for value in info.values() if isinstance(value, dict)
+            for m in _exception_messages(value)]
+
+
 def _describe(config) -> str:
     if config.description:
         return config.description
@@ -203,8 +251,9 @@ def run(settings: Settings, business_date: date) -> GateResult:
             details = result.result or {}
             examples = (details.get("details", {}).get("unexpected_rows")
                         or details.get("partial_unexpected_list") or [])[:5]
-            if result.exception_info and result.exception_info.get("raised_exception"):
-                examples = [result.exception_info["exception_message"][:500]]
+            errors = _exception_messages(result.exception_info)
+            if errors:
+                examples = [errors[0][:500]]
             failures.append(Failure(suite, _describe(result.expectation_config),
                                     details.get("observed_value", details.get("unexpected_count")),
                                     examples))

@@ -21,8 +21,11 @@ import numpy as np
 import pandas as pd
 
 CURRENCY = "CNY"
+# Kinds of difference injected into generated days. The first six are break types reconciliation
+# must report; within_tolerance and no_reference must be matched by the rule the label names.
 DISCREPANCY_TYPES = ("missing_on_statement", "missing_on_platform", "amount_mismatch",
-                     "duplicate", "status_mismatch", "timing")
+                     "duplicate", "status_mismatch", "timing", "within_tolerance",
+                     "no_reference")
 # Bank transfers arrive on collection accounts, each exported in its bank's own format.
 COLLECTION_ACCOUNTS = {
     "6222020200112233445": "bank_csv",
@@ -163,7 +166,7 @@ def _transfer_part(day: date, n: int, seed: int):
     created = np.sort(rng.integers(0, 86_400 - 3_600, n))
     booked = created + rng.integers(1, 1_800, n)
     k = max(1, n // 100)
-    missing, mismatch, twice = np.array_split(_pick(rng, idx, 3 * k), 3)
+    missing, mismatch, twice, charged, unreferenced = np.array_split(_pick(rng, idx, 5 * k), 5)
     platform = pd.DataFrame({
         "txn_id": _ids("TB", day, idx), "merchant_order_no": order_no,
         "channel": "bank_transfer", "account": account, "direction": direction,
@@ -171,12 +174,18 @@ def _transfer_part(day: date, n: int, seed: int):
         "created_at": _times(day, created), "completed_at": _times(day, booked),
     })
     bank_amount = amount.copy()
-    bank_amount[mismatch] += rng.integers(1, 500, len(mismatch)) * rng.choice([-1, 1],
-                                                                                len(mismatch))
+    # Well beyond any tolerance rule: these must be reported, not matched.
+    bank_amount[mismatch] += rng.integers(500, 50_000, len(mismatch)) * rng.choice(
+        [-1, 1], len(mismatch))
+    # Incoming transfers the bank charged a small fee on: matched within tolerance.
+    charged = charged[direction[charged] == "credit"]
+    bank_amount[charged] -= rng.integers(1, 100, len(charged))
     keep = np.setdiff1d(idx, missing)
     rows = np.concatenate([keep, twice])
+    reference = order_no.astype(object)
+    reference[unreferenced] = ""  # the bank lost the reference: matched by amount and time
     bookings = pd.DataFrame({
-        "account": account[rows], "reference": order_no[rows], "direction": direction[rows],
+        "account": account[rows], "reference": reference[rows], "direction": direction[rows],
         "amount_minor": bank_amount[rows],
         "booked_at": _times(day, np.concatenate([booked[keep], booked[twice] + 60])),
         "counterparty": "Platform customer",
@@ -196,6 +205,10 @@ def _transfer_part(day: date, n: int, seed: int):
         + [{"type": "duplicate", "source": "bank", "reference": str(order_no[i])} for i in twice]
         + [{"type": "missing_on_platform", "source": "bank", "reference": str(r)}
            for r in extra_refs]
+        + [{"type": "within_tolerance", "source": "bank", "reference": str(order_no[i]),
+            "rule": "reference_amount_tolerance"} for i in charged]
+        + [{"type": "no_reference", "source": "bank", "reference": str(order_no[i]),
+            "rule": "amount_time_window"} for i in unreferenced]
     )
     return platform, bookings, labels
 

@@ -57,14 +57,20 @@ def load_day(settings: Settings, business_date: date) -> dict:
 
 
 def start_run(settings: Settings, run_id: str, business_date: date) -> None:
+    """Record the run, the code version and the reconciliation rules it uses."""
+    from tally import recon
+
+    rules = recon.load(settings)
     with postgres.connect(settings, autocommit=True) as conn:
         conn.execute(
-            """insert into tally.runs (run_id, business_date, code_version)
-               values (%s, %s, %s)
+            """insert into tally.runs (run_id, business_date, code_version, rules_digest, rules)
+               values (%s, %s, %s, %s, %s)
                on conflict (run_id) do update set started_at = now(), status = 'running',
                    gate_passed = null, gate_summary = null, report_uri = null,
-                   finished_at = null""",
-            (run_id, business_date, code_version(settings)),
+                   finished_at = null, rules_digest = excluded.rules_digest,
+                   rules = excluded.rules""",
+            (run_id, business_date, code_version(settings), recon.digest(rules),
+             json.dumps(rules)),
         )
 
 
@@ -110,11 +116,15 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         rows = conn.execute(
             "select coalesce(sum(row_count), 0) from tally.files"
             " where business_date = %s and status = 'loaded'", (business_date,)).fetchone()[0]
-        outcomes = {}
-        if conn.execute("select to_regclass('marts.fct_reconciliation_outcomes')").fetchone()[0]:
+        outcomes, projects = {}, {}
+        if conn.execute("select to_regclass('marts.fct_outcomes')").fetchone()[0]:
             outcomes = dict(conn.execute(
-                "select outcome, count(*) from marts.fct_reconciliation_outcomes"
-                " where business_date = %s group by outcome", (business_date,)).fetchall())
+                "select outcome, count(*) from marts.fct_outcomes"
+                " where as_of_date = %s group by outcome", (business_date,)).fetchall())
+            projects = {p: float(rate) for p, rate in conn.execute(
+                "select project, round(sum(matched_count) * 1.0 / sum(row_count), 4)"
+                " from marts.fct_daily_summary where as_of_date = %s group by project"
+                " order by project", (business_date,)).fetchall()}
         run = conn.execute(
             "select run_id, status, gate_passed, report_uri from tally.runs"
             " where business_date = %s order by started_at desc limit 1",
@@ -125,7 +135,9 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "rows_loaded": int(rows),
         "reconciled": int(sum(outcomes.values())),
         "matched": int(outcomes.get("matched", 0)),
-        "unmatched": int(outcomes.get("unmatched", 0)),
+        "suspense": int(outcomes.get("suspense", 0)),
+        "breaks": int(outcomes.get("break", 0)),
+        "match_rate": projects,
         "run_id": run[0] if run else None,
         "run_status": run[1] if run else None,
         "gate_passed": run[2] if run else None,

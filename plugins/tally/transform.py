@@ -5,6 +5,7 @@ In the daily DAG, Cosmos runs the same project model by model.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,13 @@ def dbt(settings: Settings, *args: str, project_dir: Path | None = None) -> str:
            "--log-path", str(settings.home / "dbt-logs")]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise DbtFailed(f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}")
+        raise DbtFailed(f"dbt {args[0]} failed:\n{result.stdout[-4000:]}")
     return result.stdout
 
 
-def build(settings: Settings, project_dir: Path | None = None) -> str:
-    return dbt(settings, "build", project_dir=project_dir)
+def build(settings: Settings, as_of, project_dir: Path | None = None) -> str:
+    """Build every model for one business date (var as_of), with the rules in force."""
+    from tally import recon
+
+    variables = json.dumps(recon.dbt_vars(settings, as_of))
+    return dbt(settings, "build", "--vars", variables, project_dir=project_dir)

@@ -50,6 +50,8 @@ create table if not exists tally.runs (
     gate_summary   jsonb,
     report_uri     text,
     code_version   text,
+    rules_digest   text,
+    rules          jsonb,
     input_files    jsonb
 );
 """

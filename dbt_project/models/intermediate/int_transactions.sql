@@ -1,20 +1,31 @@
--- The canonical transaction shape for the platform-vs-bank reconciliation: the platform's bank
--- transfers (failed ones are not reconciled) and the bookings on collection accounts, except
--- the channels' settlement credits (reconciled against the channel bills, not the ledger).
+-- The canonical transaction shape: every source's money movements, one row each, the same
+-- columns. Amounts are positive minor units with a direction; signed_amount_minor is + for
+-- credits (money in) and - for debits.
 with accounts as (
     select account, role from {{ ref('bank_accounts') }}
 ),
 
-platform as (
+platform_ledger as (
     select
         transaction_key,
         'platform_ledger' as source,
         'platform' as side,
+        case
+            when channel = 'bank_transfer' then 'transfer'
+            when direction = 'debit' then 'refund'
+            else 'payment'
+        end as kind,
         account,
+        null::text as counterparty,
         merchant_order_no as reference,
-        txn_id as source_id,
+        merchant_order_no,
+        null::text as channel_txn_no,
+        null::text as bank_serial,
+        null::text as settlement_batch,
+        channel,
         direction,
         amount_minor,
+        0::bigint as fee_minor,
         currency,
         status,
         created_at as event_at,
@@ -22,30 +33,74 @@ platform as (
         file_id,
         line_no
     from {{ ref('stg_platform__ledger') }}
-    where channel = 'bank_transfer' and status <> 'failed'
 ),
 
-bank as (
+custody_flows as (
     select
-        bookings.transaction_key,
+        transaction_key,
+        'platform_custody_flows' as source,
+        'platform' as side,
+        flow_type as kind,
+        bank_account as account,
+        user_fund_account as counterparty,
+        serial_no as reference,
+        null::text as merchant_order_no,
+        null::text as channel_txn_no,
+        null::text as bank_serial,
+        null::text as settlement_batch,
+        'custody' as channel,
+        case when flow_type = 'recharge' then 'credit' else 'debit' end as direction,
+        amount_minor,
+        0::bigint as fee_minor,
+        currency,
+        status,
+        created_at as event_at,
+        business_date,
+        file_id,
+        line_no
+    from {{ ref('stg_platform__custody_flows') }}
+),
+
+bank_csv as (
+    select
+        transaction_key,
         'bank_csv' as source,
         'bank' as side,
-        bookings.account,
-        bookings.reference,
-        bookings.bank_serial as source_id,
-        bookings.direction,
-        bookings.amount_minor,
-        bookings.currency,
+        case when reference like '%-SETTLE-%' then 'settlement' else 'booking' end as kind,
+        account,
+        counterparty,
+        reference,
+        null::text as merchant_order_no,
+        null::text as channel_txn_no,
+        bank_serial,
+        case when reference like '%-SETTLE-%' then reference end as settlement_batch,
+        null::text as channel,
+        direction,
+        amount_minor,
+        0::bigint as fee_minor,
+        currency,
         'success' as status,
-        bookings.booked_at as event_at,
-        bookings.business_date,
-        bookings.file_id,
-        bookings.line_no
-    from {{ ref('stg_bank__csv_statement') }} as bookings
-    inner join accounts on accounts.account = bookings.account and accounts.role = 'collection'
-    where bookings.reference is null or bookings.reference not like '%-SETTLE-%'
+        booked_at as event_at,
+        business_date,
+        file_id,
+        line_no
+    from {{ ref('stg_bank__csv_statement') }}
+),
+
+unioned as (
+    select * from platform_ledger
+    union all
+    select * from custody_flows
+    union all
+    select * from bank_csv
 )
 
-select * from platform
-union all
-select * from bank
+select
+    unioned.*,
+    case when direction = 'credit' then amount_minor else -amount_minor end
+        as signed_amount_minor,
+    case when direction = 'credit' then amount_minor - fee_minor else -amount_minor - fee_minor end
+        as net_amount_minor,
+    accounts.role as account_role
+from unioned
+left join accounts using (account)

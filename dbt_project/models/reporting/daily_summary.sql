@@ -1,2 +1,13 @@
--- Daily counts and amounts per outcome, for dashboards.
-select * from {{ ref('fct_daily_summary') }}
+select
+    as_of_date as business_date,
+    project,
+    currency,
+    row_count,
+    matched_count,
+    suspense_count,
+    break_count,
+    matched_amount_minor,
+    suspense_amount_minor,
+    break_amount_minor,
+    match_rate
+from {{ ref('fct_daily_summary') }}

@@ -1,18 +1,19 @@
--- What BI tools and reports read: reconciliation outcomes with account numbers masked.
 select
-    business_date,
+    as_of_date as business_date,
     project,
     source,
     side,
+    kind,
     reference,
-    source_id,
-    '****' || right(account, 4) as account_masked,
+    {{ mask_account('account') }} as account_masked,
     direction,
     amount_minor,
     currency,
-    event_at,
     outcome,
+    break_type,
     rule,
+    age_days,
+    explanation,
     transaction_key,
     counterpart_key
-from {{ ref('fct_reconciliation_outcomes') }}
+from {{ ref('fct_outcomes') }}

@@ -20,9 +20,14 @@ from tally import money, storage
 from tally.config import Settings
 
 OUTCOME_COLUMNS = [
-    "business_date", "project", "side", "source", "reference", "source_id", "account_masked",
-    "direction", "amount_minor", "currency", "outcome", "rule", "transaction_key",
-    "counterpart_key",
+    "business_date", "project", "side", "source", "kind", "reference", "account_masked",
+    "direction", "amount_minor", "currency", "outcome", "break_type", "rule", "age_days",
+    "explanation", "transaction_key", "counterpart_key",
+]
+BREAK_COLUMNS = [
+    "business_date", "project", "break_type", "label_zh", "label_en", "outcome", "source",
+    "reference", "account", "amount_minor", "amount_difference_minor", "currency",
+    "transaction_date", "age_days", "explanation", "transaction_key",
 ]
 
 
@@ -46,13 +51,23 @@ def outcomes_csv(conn: psycopg.Connection, business_date: date) -> bytes:
     return _csv(header, [(*r, money.format_minor(r[amount_at], r[currency_at])) for r in rows])
 
 
+def breaks_csv(conn: psycopg.Connection, business_date: date) -> bytes:
+    rows = conn.execute(
+        f"select {', '.join(BREAK_COLUMNS)} from reporting.breaks where business_date = %s"
+        " order by project, break_type, reference, transaction_key", (business_date,)).fetchall()
+    amount_at, currency_at = BREAK_COLUMNS.index("amount_minor"), BREAK_COLUMNS.index("currency")
+    return _csv([*BREAK_COLUMNS, "amount"],
+                [(*r, money.format_minor(r[amount_at], r[currency_at])) for r in rows])
+
+
 def summary_csv(conn: psycopg.Connection, business_date: date) -> bytes:
-    columns = ["business_date", "project", "side", "outcome", "currency", "row_count",
-               "amount_minor"]
+    columns = ["business_date", "project", "currency", "row_count", "matched_count",
+               "suspense_count", "break_count", "matched_amount_minor", "suspense_amount_minor",
+               "break_amount_minor", "match_rate"]
     rows = conn.execute(
         f"select {', '.join(columns)} from reporting.daily_summary where business_date = %s"
-        " order by project, side, outcome, currency", (business_date,)).fetchall()
-    return _csv([*columns, "amount"], [(*r, money.format_minor(r[6], r[4])) for r in rows])
+        " order by project, currency", (business_date,)).fetchall()
+    return _csv(columns, rows)
 
 
 def _next_version(s3, bucket: str, prefix: str) -> int:
@@ -66,11 +81,14 @@ def publish_day(settings: Settings, conn: psycopg.Connection, s3, business_date:
     bucket = settings.s3.published_bucket
     day_prefix = f"daily/{business_date.isoformat()}/"
     outputs = {"outcomes.csv": outcomes_csv(conn, business_date),
+               "breaks.csv": breaks_csv(conn, business_date),
                "summary.csv": summary_csv(conn, business_date)}
     inputs = conn.execute(
         "select file_id, source, original_name, sha256, row_count from tally.files"
-        " where business_date = %s and status = 'loaded' order by file_id",
+        " where business_date <= %s and status = 'loaded' order by file_id",
         (business_date,)).fetchall()
+    run = conn.execute("select code_version, rules_digest from tally.runs where run_id = %s",
+                       (run_id,)).fetchone()
     while True:
         version = _next_version(s3, bucket, day_prefix)
         prefix = f"{day_prefix}v{version:04d}/"
@@ -85,6 +103,8 @@ def publish_day(settings: Settings, conn: psycopg.Connection, s3, business_date:
         "business_date": business_date.isoformat(),
         "version": version,
         "run_id": run_id,
+        "code_version": run[0] if run else None,
+        "rules_digest": run[1] if run else None,
         "published_at": datetime.now(UTC).isoformat(),
         "inputs": [{"file_id": f, "source": s, "name": n, "sha256": h, "rows": r}
                    for f, s, n, h, r in inputs],

@@ -1,0 +1,145 @@
+{# Reconciliation SQL generated from include/reconciliation.yaml (passed as var `reconciliation`
+   by tally; see plugins/tally/recon.py). #}
+
+{% macro recon_config() -%}
+    {%- set config = var('reconciliation', none) -%}
+    {%- if config is none -%}
+        {{ exceptions.raise_compiler_error("var 'reconciliation' is missing: run dbt through `tally` (it passes include/reconciliation.yaml)") }}
+    {%- endif -%}
+    {{ return(config) }}
+{%- endmacro %}
+
+{% macro as_of() -%}
+    {%- set day = var('as_of', none) -%}
+    {%- if day is none -%}
+        {{ exceptions.raise_compiler_error("var 'as_of' (the business date to reconcile) is missing") }}
+    {%- endif -%}
+    '{{ day }}'::date
+{%- endmacro %}
+
+{# The minutes between two timestamps, as a number. #}
+{% macro minutes_apart(a, b) -%}
+    abs(extract(epoch from ({{ a }} - {{ b }}))) / 60.0
+{%- endmacro %}
+
+{% macro keys_equal(keys, l='l', r='r') -%}
+    {%- for key in keys %}{{ l }}.{{ key }} = {{ r }}.{{ key }}{% if not loop.last %} and {% endif %}{% endfor -%}
+{%- endmacro %}
+
+{% macro days_apart_ok(rule, l='l', r='r') -%}
+    {%- if rule.get('max_days_apart') is not none -%}
+        abs({{ l }}.business_date - {{ r }}.business_date) <= {{ rule['max_days_apart'] }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{# One pass of a rule over the rows still unmatched (relations `left_rows` and `right_rows`,
+   columns of int_recon__scope). Returns pairs: left_key, right_key, amount_difference_minor,
+   minutes_apart. No row appears twice on its side. #}
+{% macro recon_pass(rule, left_rows, right_rows) -%}
+    {%- if rule['kind'] == 'exact' -%}
+        {%- set partition = rule['keys'] + ['amount_minor'] -%}
+        with l as (
+            select *, row_number() over (
+                partition by {{ partition | join(', ') }} order by event_at, transaction_key) as occurrence
+            from {{ left_rows }}
+        ),
+        r as (
+            select *, row_number() over (
+                partition by {{ partition | join(', ') }} order by event_at, transaction_key) as occurrence
+            from {{ right_rows }}
+        )
+        select l.transaction_key as left_key, r.transaction_key as right_key,
+               r.amount_minor - l.amount_minor as amount_difference_minor,
+               {{ minutes_apart('l.event_at', 'r.event_at') }} as minutes_apart
+        from l inner join r
+            on {{ keys_equal(partition) }} and l.occurrence = r.occurrence
+        where {{ days_apart_ok(rule) }}
+    {%- elif rule['kind'] == 'tolerance' -%}
+        {%- set tol = rule.get('amount_tolerance_minor', 0) -%}
+        {%- set ppm = rule.get('amount_tolerance_ppm', 0) -%}
+        with candidates as (
+            select l.transaction_key as left_key, r.transaction_key as right_key,
+                   r.amount_minor - l.amount_minor as amount_difference_minor,
+                   {{ minutes_apart('l.event_at', 'r.event_at') }} as minutes_apart
+            from {{ left_rows }} as l
+            inner join {{ right_rows }} as r on {{ keys_equal(rule['keys']) }}
+            where abs(r.amount_minor - l.amount_minor)
+                    <= greatest({{ tol }}, l.amount_minor * {{ ppm }} / 1000000)
+              and {{ minutes_apart('l.event_at', 'r.event_at') }} <= {{ rule.get('time_window_minutes', 1440) }}
+              and {{ days_apart_ok(rule) }}
+        ),
+        ranked as (
+            select *,
+                row_number() over (partition by left_key
+                    order by abs(amount_difference_minor), minutes_apart, right_key) as left_rank,
+                row_number() over (partition by right_key
+                    order by abs(amount_difference_minor), minutes_apart, left_key) as right_rank
+            from candidates
+        )
+        {# Mutual nearest: each keeps the other as its best candidate. #}
+        select left_key, right_key, amount_difference_minor, minutes_apart
+        from ranked where left_rank = 1 and right_rank = 1
+    {%- elif rule['kind'] == 'group' -%}
+        {%- set key = rule['group_key'] -%}
+        with groups as (
+            select {{ key }} as group_key, sum({{ rule.get('left_amount', 'signed_amount_minor') }}) as group_amount,
+                   max(event_at) as last_event_at
+            from {{ left_rows }} where {{ key }} is not null group by {{ key }}
+        ),
+        targets as (
+            select *, row_number() over (partition by {{ key }} order by event_at, transaction_key) as occurrence
+            from {{ right_rows }} where {{ key }} is not null
+        ),
+        paired as (
+            select g.group_key, t.transaction_key as right_key,
+                   t.signed_amount_minor - g.group_amount as amount_difference_minor,
+                   {{ minutes_apart('g.last_event_at', 't.event_at') }} as minutes_apart
+            from groups as g inner join targets as t
+                on t.{{ key }} = g.group_key and t.occurrence = 1
+            where abs(t.signed_amount_minor - g.group_amount) <= {{ rule.get('amount_tolerance_minor', 0) }}
+        )
+        select l.transaction_key as left_key, p.right_key, p.amount_difference_minor, p.minutes_apart
+        from paired as p inner join {{ left_rows }} as l on l.{{ key }} = p.group_key
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("unknown rule kind " ~ rule['kind']) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# The whole waterfall for one project: CTEs pass by pass over the rows still unmatched. #}
+{% macro recon_waterfall(project, open_rows) -%}
+    {%- set name = project['project'] -%}
+    select * from (
+    with left_0 as (
+        select * from {{ open_rows }} where project = '{{ name }}' and recon_side = 'left'
+    ),
+    right_0 as (
+        select * from {{ open_rows }} where project = '{{ name }}' and recon_side = 'right'
+    ),
+    {%- for rule in project['rules'] %}
+    {%- set i = loop.index %}
+    pass_{{ i }} as (
+        {{ recon_pass(rule, 'left_' ~ (i - 1), 'right_' ~ (i - 1)) }}
+    ),
+    left_{{ i }} as (
+        select * from left_{{ i - 1 }} as rows
+        where not exists (select 1 from pass_{{ i }} as p where p.left_key = rows.transaction_key)
+    ),
+    right_{{ i }} as (
+        select * from right_{{ i - 1 }} as rows
+        where not exists (select 1 from pass_{{ i }} as p where p.right_key = rows.transaction_key)
+    ),
+    {%- endfor %}
+    all_pairs as (
+        {%- for rule in project['rules'] %}
+        select '{{ name }}' as project, {{ loop.index }} as pass, '{{ rule['rule'] }}' as rule,
+               '{{ rule['kind'] }}' as rule_kind, left_key, right_key, amount_difference_minor,
+               minutes_apart
+        from pass_{{ loop.index }}
+        {% if not loop.last %}union all{% endif %}
+        {%- endfor %}
+    )
+    select * from all_pairs
+    ) as waterfall_{{ name }}
+{%- endmacro %}

@@ -1,0 +1,198 @@
+-- For each business date (as_of_date) and project: every row still open that day (arrived by
+-- then, not matched on an earlier date) with exactly one outcome:
+--   matched   paired today by a rule (a pair across business dates is also a `timing` break)
+--   suspense  in flight: no counterpart yet, younger than its kind's suspense days
+--   break     a difference a person must look at, typed by break_type
+-- Every unmatched row carries an explanation naming its nearest candidate.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='as_of_date',
+    full_refresh=false,
+) }}
+{%- set config = recon_config() %}
+{%- set ages = config.get('suspense_days', {}) %}
+
+with scope as (
+    select * from {{ ref('int_recon__scope') }}
+),
+
+matches as (
+    select * from {{ ref('fct_matches') }} where as_of_date <= {{ as_of() }}
+),
+
+matched_before as (
+    select project, left_key as transaction_key from matches where as_of_date < {{ as_of() }}
+    union
+    select project, right_key from matches where as_of_date < {{ as_of() }}
+),
+
+open_rows as (
+    select * from scope
+    where not exists (
+        select 1 from matched_before as m
+        where m.project = scope.project and m.transaction_key = scope.transaction_key
+    )
+),
+
+matched_keys as (
+    select project, left_key as transaction_key from matches
+    union
+    select project, right_key from matches
+),
+
+-- Today's pairs seen from each side; a group's one right row stands for several left rows.
+matched_today as (
+    select project, left_key as transaction_key, right_key as counterpart_key, rule, pass,
+           amount_difference_minor, left_business_date <> right_business_date as across_dates,
+           left_status = 'processing' and right_status = 'success' as status_corrected
+    from matches where as_of_date = {{ as_of() }}
+    union all
+    select project, right_key, min(left_key), min(rule), min(pass),
+           min(amount_difference_minor), bool_or(left_business_date <> right_business_date),
+           bool_or(left_status = 'processing' and right_status = 'success')
+    from matches where as_of_date = {{ as_of() }}
+    group by project, right_key
+),
+
+unmatched as (
+    select open_rows.* from open_rows
+    where not exists (
+        select 1 from matched_today as m
+        where m.project = open_rows.project and m.transaction_key = open_rows.transaction_key
+    )
+),
+
+-- The nearest row with the same reference on the other side, whatever its state.
+same_reference as (
+    select
+        u.project,
+        u.transaction_key,
+        c.transaction_key as candidate_key,
+        c.amount_minor - u.amount_minor as difference_minor,
+        mk.transaction_key is not null as candidate_matched,
+        row_number() over (
+            partition by u.project, u.transaction_key
+            order by abs(c.amount_minor - u.amount_minor),
+                     abs(extract(epoch from c.event_at - u.event_at)), c.transaction_key
+        ) as nearness
+    from unmatched as u
+    inner join scope as c
+        on c.project = u.project and c.recon_side <> u.recon_side
+        and c.reference = u.reference and c.direction = u.direction
+    left join matched_keys as mk
+        on mk.project = c.project and mk.transaction_key = c.transaction_key
+),
+
+-- Else the nearest unmatched row of the same amount on the other side.
+same_amount as (
+    select
+        u.project,
+        u.transaction_key,
+        c.reference as candidate_reference,
+        round(abs(extract(epoch from c.event_at - u.event_at)) / 60.0) as minutes_apart,
+        row_number() over (
+            partition by u.project, u.transaction_key
+            order by abs(extract(epoch from c.event_at - u.event_at)), c.transaction_key
+        ) as nearness
+    from unmatched as u
+    inner join unmatched as c
+        on c.project = u.project and c.recon_side <> u.recon_side
+        and c.amount_minor = u.amount_minor and c.currency = u.currency
+        and c.direction = u.direction
+),
+
+classified as (
+    select
+        u.*,
+        {{ as_of() }} - u.business_date as age_days,
+        case u.kind
+            {%- for kind, days in ages.items() if kind != 'default' %}
+            when '{{ kind }}' then {{ days }}
+            {%- endfor %}
+            else {{ ages.get('default', 1) }}
+        end as suspense_days,
+        r.candidate_key,
+        r.difference_minor,
+        r.candidate_matched,
+        a.candidate_reference,
+        a.minutes_apart
+    from unmatched as u
+    left join same_reference as r
+        on r.project = u.project and r.transaction_key = u.transaction_key and r.nearness = 1
+    left join same_amount as a
+        on a.project = u.project and a.transaction_key = u.transaction_key and a.nearness = 1
+),
+
+unmatched_outcomes as (
+    select
+        classified.*,
+        case
+            when candidate_key is not null and difference_minor = 0 and candidate_matched
+                then 'duplicate'
+            when candidate_key is not null and difference_minor <> 0 then 'amount_mismatch'
+            when recon_side = 'left' then 'missing_on_statement'
+            else 'missing_on_platform'
+        end as break_type,
+        case
+            when candidate_key is not null and (difference_minor <> 0 or candidate_matched)
+                then 'break'
+            when status = 'processing' then 'suspense'
+            when age_days >= suspense_days then 'break'
+            else 'suspense'
+        end as outcome,
+        case
+            when candidate_key is not null and difference_minor = 0 and candidate_matched
+                then 'same reference ' || reference || ' and amount as a row already matched: a second copy'
+            when candidate_key is not null and difference_minor <> 0
+                then 'same reference ' || reference || ', amount differs by '
+                     || to_char(difference_minor / 100.0, 'FM999999999990.00')
+            when candidate_key is not null
+                then 'same reference ' || reference || ' and amount, outside the date window'
+            when candidate_reference is not null
+                then 'no counterpart with reference ' || coalesce(reference, '(none)')
+                     || '; nearest with the same amount: ' || coalesce(candidate_reference, '(no reference)')
+                     || ', ' || minutes_apart || ' min apart'
+            else 'no counterpart with reference ' || coalesce(reference, '(none)')
+                 || ' or amount ' || to_char(amount_minor / 100.0, 'FM999999999990.00')
+        end as explanation
+    from classified
+)
+
+select
+    {{ as_of() }} as as_of_date,
+    o.project,
+    o.transaction_key,
+    o.recon_side,
+    o.side,
+    o.source,
+    o.kind,
+    o.reference,
+    o.account,
+    o.direction,
+    o.amount_minor,
+    o.currency,
+    o.status,
+    o.event_at,
+    o.business_date,
+    {{ as_of() }} - o.business_date as age_days,
+    case when m.transaction_key is not null then 'matched' else u.outcome end as outcome,
+    case
+        when m.transaction_key is not null and m.across_dates then 'timing'
+        when m.transaction_key is not null and m.status_corrected then 'status_mismatch'
+        when m.transaction_key is not null then null
+        else u.break_type
+    end as break_type,
+    m.rule,
+    m.pass,
+    coalesce(m.counterpart_key, u.candidate_key) as counterpart_key,
+    coalesce(m.amount_difference_minor, u.difference_minor) as amount_difference_minor,
+    coalesce(m.status_corrected, false) as status_corrected,
+    case when m.transaction_key is null then u.explanation end as explanation,
+    o.file_id,
+    o.line_no
+from open_rows as o
+left join matched_today as m
+    on m.project = o.project and m.transaction_key = o.transaction_key
+left join unmatched_outcomes as u
+    on u.project = o.project and u.transaction_key = o.transaction_key

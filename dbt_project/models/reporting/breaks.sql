@@ -1,0 +1,23 @@
+select
+    as_of_date as business_date,
+    project,
+    break_type,
+    label_zh,
+    label_en,
+    needs_person,
+    outcome,
+    source,
+    side,
+    reference,
+    {{ mask_account('account') }} as account,
+    direction,
+    amount_minor,
+    amount_difference_minor,
+    currency,
+    business_date as transaction_date,
+    age_days,
+    explanation,
+    rule,
+    transaction_key,
+    counterpart_key
+from {{ ref('fct_breaks') }}

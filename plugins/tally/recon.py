@@ -1,0 +1,56 @@
+"""Reconciliation rules as data: include/reconciliation.yaml, checked, hashed, and handed to
+dbt as vars (the SQL of every rule pass is generated from it by dbt macros)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+
+import yaml
+
+from tally.config import Settings
+
+RULE_KINDS = {"exact": {"keys"}, "tolerance": {"keys"}, "group": {"group_key"}}
+
+
+class RulesError(ValueError):
+    pass
+
+
+def load(settings: Settings) -> dict:
+    path = settings.include_dir / "reconciliation.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    validate(config)
+    return config
+
+
+def validate(config: dict) -> None:
+    names = set()
+    for project in config.get("projects", []):
+        name = project.get("project")
+        if not name or not name.isidentifier() or name in names:
+            raise RulesError(f"project name {name!r} is missing, not an identifier or repeated")
+        names.add(name)
+        for side in ("left", "right"):
+            if not project.get(side):
+                raise RulesError(f"project {name}: '{side}' (which rows) is missing")
+        rules = project.get("rules") or []
+        if not rules:
+            raise RulesError(f"project {name}: no rules")
+        for rule in rules:
+            kind = rule.get("kind")
+            if kind not in RULE_KINDS:
+                raise RulesError(f"project {name}, rule {rule.get('rule')}: unknown kind {kind!r}")
+            missing = RULE_KINDS[kind] - set(rule)
+            if missing:
+                raise RulesError(f"project {name}, rule {rule['rule']}: missing {sorted(missing)}")
+
+
+def digest(config: dict) -> str:
+    """A stable hash of the rules in force, recorded with every run."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def dbt_vars(settings: Settings, as_of: date | str) -> dict:
+    return {"as_of": str(as_of), "reconciliation": load(settings)}
