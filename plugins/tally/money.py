@@ -9,11 +9,18 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 EXPONENTS = {
     "CNY": 2, "HKD": 2, "USD": 2, "EUR": 2, "GBP": 2, "SGD": 2, "AUD": 2, "CAD": 2, "CHF": 2,
     "JPY": 0, "KRW": 0, "SEK": 2, "NOK": 2, "DKK": 2, "RUB": 2, "NZD": 2, "TWD": 2, "MOP": 2,
+    "PLN": 2, "HUF": 2, "CZK": 2, "THB": 2, "MYR": 2, "IDR": 2, "INR": 2, "PHP": 2, "VND": 0,
+    "AED": 2, "SAR": 2, "ZAR": 2, "BRL": 2, "MXN": 2, "TRY": 2, "ILS": 2,
+    "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3,
+    "DEM": 2,  # withdrawn (1999/2002) but still in old statements
 }
 
 _AMOUNT = re.compile(r"^([+-]?)(\d+)(?:\.(\d*))?$")
@@ -66,28 +73,41 @@ def series_to_minor(values: pd.Series, currencies: pd.Series, allow_excess: bool
     A row is bad when its text is not a plain decimal or its currency is unknown. A row with
     more decimals than its currency allows is bad too, unless allow_excess: then it is rounded
     half-to-even into minor units and marked inexact (the caller keeps the exact text).
+    Runs in Arrow's compute kernels: integers are built from the digit strings, never floats.
     """
-    text = values.astype("string").str.strip()
-    parts = text.str.extract(_AMOUNT.pattern)
-    sign, whole, frac = parts[0], parts[1], parts[2].fillna("").str.rstrip("0")
-    exp = currencies.astype("string").str.upper().map(EXPONENTS).astype("Int64")
-    unparsable = (whole.isna() | exp.isna()).fillna(True).astype(bool)
-    inexact = (~unparsable & (frac.str.len().astype("Int64") > exp.fillna(0))).fillna(False)
-    inexact = inexact.astype(bool)
-    bad = unparsable | (inexact if not allow_excess else False)
-    exact = ~unparsable & ~inexact
-    minor = pd.Series(pd.NA, index=values.index, dtype="Int64")
-    if exact.any():
-        e = exp[exact].astype("int64")
-        scaled_frac = [f.ljust(n, "0") or "0" for f, n in zip(frac[exact], e, strict=True)]
-        whole_int = whole[exact].astype("int64")
-        frac_int = pd.Series(scaled_frac, index=whole_int.index).astype("int64")
-        magnitude = whole_int * (10 ** e) + frac_int
-        minor[exact] = magnitude.where(sign[exact] != "-", -magnitude)
+    index = values.index
+    text = pc.utf8_trim_whitespace(pa.array(values.astype("string"), type=pa.string()))
+    parts = pc.extract_regex(text, r"^(?P<sign>[+-]?)(?P<whole>\d+)(?:\.(?P<frac>\d*))?$")
+    parsed = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    sign = pc.struct_field(parts, "sign")
+    whole = pc.struct_field(parts, "whole")
+    frac = pc.utf8_rtrim(pc.struct_field(parts, "frac"), "0")
+    frac_len = pc.utf8_length(frac).to_numpy(zero_copy_only=False)
+    exp = currencies.astype("string").str.upper().map(EXPONENTS)
+    known = exp.notna().to_numpy()
+    exp_values = exp.fillna(0).astype("int64").to_numpy()
+    usable = parsed & known & (np.char.str_len(
+        np.asarray(pc.fill_null(whole, "").to_numpy(zero_copy_only=False), dtype=str)) <= 15)
+    inexact = usable & (np.nan_to_num(frac_len.astype("float64"), nan=0).astype("int64")
+                        > exp_values)
+    bad = ~usable | (inexact & (not allow_excess))
+    minor = np.zeros(len(values), dtype="int64")
+    exact = usable & ~inexact
+    for e in np.unique(exp_values[exact]):
+        rows = np.flatnonzero(exact & (exp_values == e))
+        take = pa.array(rows)
+        w = pc.cast(pc.take(whole, take), pa.int64()).to_numpy()
+        f_text = pc.utf8_rpad(pc.fill_null(pc.take(frac, take), ""), width=int(e), padding="0")
+        f = (pc.cast(f_text, pa.int64()).to_numpy() if e else np.zeros(len(rows), "int64"))
+        magnitude = w * 10 ** int(e) + f
+        negative = pc.equal(pc.take(sign, take), "-").to_numpy(zero_copy_only=False)
+        minor[rows] = np.where(negative, -magnitude, magnitude)
+    result = pd.Series(minor, index=index, dtype="Int64")
+    result[pd.Series(~exact, index=index)] = pd.NA
     if allow_excess and inexact.any():
-        for i in inexact[inexact].index:
-            minor[i] = round_to_minor(text[i], currencies[i])
-    return minor, bad, inexact
+        for i in np.flatnonzero(inexact):
+            result.iloc[i] = round_to_minor(str(values.iloc[i]), str(currencies.iloc[i]))
+    return result, pd.Series(bad, index=index), pd.Series(inexact, index=index)
 
 
 def round_to_minor(text: str, currency: str) -> int:
