@@ -25,8 +25,9 @@ class Loaded:
 
 def copy_rows(conn: psycopg.Connection, table_name: str, raw_columns: list[str], file_id: int,
               rows) -> int:
-    columns = ["file_id", "line_no", *raw_columns]
-    frame = rows[columns[1:]].copy()
+    columns = ["file_id", "record_no", "line_no", *raw_columns]
+    frame = rows[columns[2:]].copy()
+    frame.insert(0, "record_no", range(1, len(frame) + 1))
     frame.insert(0, "file_id", file_id)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, header=False)

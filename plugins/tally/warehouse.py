@@ -75,8 +75,9 @@ def _ensure_raw_table(conn: psycopg.Connection, config) -> None:
         conn.execute(sql.SQL(
             "create table if not exists {} ("
             " file_id bigint not null references tally.files (file_id),"
+            " record_no integer not null,"  # order in the file; several rows may share a line
             " line_no integer not null,"
-            " primary key (file_id, line_no))"
+            " primary key (file_id, record_no))"
         ).format(ident))
         typed = [(c, "text") for c in columns]
         typed += [(f"{a}_minor", "bigint") for a in amounts]
