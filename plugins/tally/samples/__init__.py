@@ -1,0 +1,1 @@
+"""Renderers writing sample statement files in each source's format: data in, bytes out."""
