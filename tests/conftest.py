@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_HOME = ROOT / ".tally" / "test"
+# Several test sessions can run side by side, each with its own services: TALLY_TEST_SLOT=N.
+SLOT = int(os.environ.get("TALLY_TEST_SLOT", "0"))
+TEST_HOME = ROOT / ".tally" / (f"test-{SLOT}" if SLOT else "test")
 
 os.environ.update({
     "TALLY_HOME": str(TEST_HOME),
-    "TALLY_PG_PORT": "54339",
-    "TALLY_S3_PORT": "18433",
+    "TALLY_PG_PORT": str(54339 + 2 * SLOT),
+    "TALLY_S3_PORT": str(18433 + 20 * SLOT),
 })
 for name in ("TALLY_PG_DSN", "TALLY_S3_ENDPOINT", "AIRFLOW_CONN_TALLY_WAREHOUSE",
              "AIRFLOW_CONN_TALLY_S3", "TALLY_INBOX"):
