@@ -49,8 +49,13 @@ def test_generated_day_parses_for_every_source(tmp_path):
         result = formats.parse(path.read_bytes(), CONFIGS[source], path.name)
         parsed[source] = parsed.get(source, 0) + len(result.rows)
     assert parsed["platform_ledger"] == rows["platform_ledger"]
-    assert parsed["bank_csv"] == rows["bank"]
+    assert sum(n for source, n in parsed.items() if source.startswith("bank_")) == rows["bank"]
+    assert parsed["alipay_bill"] == rows["alipay_bill"]
+    assert parsed["wechatpay_trade_bill"] == rows["wechatpay_bill"]
     assert parsed["platform_settlement"] == rows["platform_settlement"]
+    # Every statement format Tally generates is in the day.
+    assert {"bank_csv", "bank_camt053", "bank_mt940", "bank_icbc_csv", "bank_cmb_csv",
+            "bank_ccb_xls"} <= set(parsed)
 
 
 @pytest.mark.parametrize("data,line,field,words", [

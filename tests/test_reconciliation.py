@@ -11,34 +11,46 @@ from tally import generate, pipeline, transform
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)
-PROJECT = "platform_vs_bank"
 
 
-def bank_labels(labels: dict, kind: str, **where) -> set[str]:
+# Each project and the label source of the differences injected into it.
+PROJECTS = {"platform_vs_bank": "bank", "platform_vs_alipay": "alipay_bill",
+            "platform_vs_wechatpay": "wechatpay_bill"}
+SUSPENSE_DAYS = {"refund": 7}
+
+
+def refs(labels: dict, source: str, kind: str, **where) -> set[str]:
     return {d["reference"] for d in labels["discrepancies"]
-            if d["source"] == "bank" and d["type"] == kind
-            and all(k in d for k in where)}
+            if d["source"] == source and d["type"] == kind and all(k in d for k in where)}
 
 
-def expected_open(labels: dict) -> tuple[set, set]:
-    """(breaks, suspense) a day's own differences give on that day."""
-    breaks = {(side, r, "break", "amount_mismatch")
-              for r in bank_labels(labels, "amount_mismatch") for side in ("left", "right")}
-    breaks |= {("right", r, "break", "duplicate") for r in bank_labels(labels, "duplicate")}
+def waits(labels: dict, source: str) -> set[str]:
+    """References whose kind waits longer than a day in suspense (refunds: 7 days)."""
+    return {d["reference"] for d in labels["discrepancies"]
+            if d["source"] == source and SUSPENSE_DAYS.get(d.get("kind"), 1) > 1}
+
+
+def expected_open(labels: dict, source: str) -> tuple[set, set]:
+    """(breaks and flagged matches, suspense) a day's own differences give on that day."""
+    found = {(side, r, "break", "amount_mismatch")
+             for r in refs(labels, source, "amount_mismatch") for side in ("left", "right")}
+    found |= {("right", r, "break", "duplicate") for r in refs(labels, source, "duplicate")}
+    found |= {(side, r, "matched", "status_mismatch")
+              for r in refs(labels, source, "status_mismatch") for side in ("left", "right")}
     suspense = {("left", r, "suspense", "missing_on_statement")
-                for r in bank_labels(labels, "missing_on_statement")
-                | bank_labels(labels, "timing", booked_on=True)}
+                for r in refs(labels, source, "missing_on_statement")
+                | refs(labels, source, "timing", booked_on=True)}
     suspense |= {("right", r, "suspense", "missing_on_platform")
-                 for r in bank_labels(labels, "missing_on_platform")
-                 | bank_labels(labels, "timing", recorded_on=True)}
-    return breaks, suspense
+                 for r in refs(labels, source, "missing_on_platform")
+                 | refs(labels, source, "timing", recorded_on=True)}
+    return found, suspense
 
 
-def reported(conn, day):
+def reported(conn, day, project):
     return set(conn.execute(
         "select recon_side, reference, outcome, break_type from marts.fct_outcomes"
         " where as_of_date = %s and project = %s and (outcome <> 'matched' or break_type"
-        " is not null)", (day, PROJECT)).fetchall())
+        " is not null)", (day, project)).fetchall())
 
 
 @pytest.fixture(scope="module")
@@ -61,35 +73,63 @@ def clean(settings):
     return reset(settings)
 
 
-def test_first_day_reports_exactly_the_injected_differences(two_days, conn):
+@pytest.mark.parametrize("project", PROJECTS)
+def test_first_day_reports_exactly_the_injected_differences(two_days, conn, project):
     _, labels = two_days
-    breaks, suspense = expected_open(labels[D1])
-    assert reported(conn, D1) == breaks | suspense
+    found, suspense = expected_open(labels[D1], PROJECTS[project])
+    assert found and suspense
+    assert reported(conn, D1, project) == found | suspense
 
 
-def test_second_day_ages_suspense_into_breaks_and_clears_timing(two_days, conn):
+@pytest.mark.parametrize("project", PROJECTS)
+def test_second_day_ages_suspense_into_breaks_and_clears_timing(two_days, conn, project):
     _, labels = two_days
-    old_breaks, old_suspense = expected_open(labels[D1])
-    new_breaks, new_suspense = expected_open(labels[D2])
-    cleared = bank_labels(labels[D1], "timing", booked_on=True)
-    aged = {(side, r, "break", kind) for side, r, _, kind in old_suspense if r not in cleared}
+    source = PROJECTS[project]
+    old_found, old_suspense = expected_open(labels[D1], source)
+    new_found, new_suspense = expected_open(labels[D2], source)
+    old_breaks = {row for row in old_found if row[2] == "break"}  # flagged matches are done
+    cleared = refs(labels[D1], source, "timing", booked_on=True)
+    still = waits(labels[D1], source)
+    aged = {(side, r, "break", kind) for side, r, _, kind in old_suspense
+            if r not in cleared and r not in still}
+    waiting = {row for row in old_suspense if row[1] in still}
     timing = {(side, r, "matched", "timing") for r in cleared for side in ("left", "right")}
     # The bank bookings that arrive today for yesterday's late transfers are those that clear.
-    assert bank_labels(labels[D2], "timing", recorded_on=True) == cleared
+    assert refs(labels[D2], source, "timing", recorded_on=True) == cleared
     new_suspense = {row for row in new_suspense if row[1] not in cleared}
-    assert reported(conn, D2) == old_breaks | aged | timing | new_breaks | new_suspense
-    ages = dict(conn.execute(
-        "select reference, age_days from marts.fct_outcomes where as_of_date = %s"
-        " and project = %s and outcome = 'break' and break_type = 'missing_on_statement'",
-        (D2, PROJECT)).fetchall())
-    assert set(ages.values()) == {1}
+    assert reported(conn, D2, project) == (old_breaks | aged | waiting | timing | new_found
+                                           | new_suspense)
+    ages = {age for (age,) in conn.execute(
+        "select age_days from marts.fct_outcomes where as_of_date = %s and project = %s"
+        " and outcome = 'break' and break_type = 'missing_on_statement'",
+        (D2, project)).fetchall()}
+    assert ages == {1}
+
+
+def test_channel_settlements_match_the_previous_bill_day_as_groups(two_days, conn):
+    """Each channel pays a bill day's net (payments - refunds - fees) the next morning."""
+    rows = dict(conn.execute(
+        "select source, count(*) from intermediate.int_transactions where side = 'channel'"
+        " and business_date = %s group by source", (D1,)).fetchall())
+    matched = dict(conn.execute(
+        "select recon_side, count(*) from marts.fct_outcomes where as_of_date = %s and project"
+        " = 'channel_settlement_vs_bank' and outcome = 'matched' group by recon_side",
+        (D2,)).fetchall())
+    assert matched == {"left": sum(rows.values()), "right": 2}
+    # Day one's credits pay a bill day that was never loaded: they are what is left.
+    left_over = conn.execute(
+        "select reference, break_type from marts.fct_outcomes where as_of_date = %s and project"
+        " = 'channel_settlement_vs_bank' and outcome = 'break' order by 1", (D2,)).fetchall()
+    day0 = (D1 - timedelta(days=1)).strftime("%Y%m%d")
+    assert left_over == [(f"ALIPAY-SETTLE-{day0}", "missing_on_platform"),
+                         (f"WECHATPAY-SETTLE-{day0}", "missing_on_platform")]
 
 
 def test_tolerance_and_time_window_rules_match_what_they_are_for(two_days, conn):
     _, labels = two_days
     made_by = dict(conn.execute(
         "select left_reference, rule from marts.fct_matches where as_of_date = %s"
-        " and project = %s", (D1, PROJECT)).fetchall())
+        " and project = 'platform_vs_bank'", (D1,)).fetchall())
     for kind in ("within_tolerance", "no_reference"):
         for d in labels[D1]["discrepancies"]:
             if d["type"] == kind:

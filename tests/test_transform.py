@@ -27,9 +27,15 @@ def test_every_source_row_reaches_the_canonical_model(clean, conn):
     transform.build(clean, DAY)
     counts = dict(conn.execute(
         "select source, count(*) from intermediate.int_transactions group by source").fetchall())
-    assert counts["platform_ledger"] == labels["rows"]["platform_ledger"]
-    assert counts["bank_csv"] == labels["rows"]["bank"]
-    assert counts["platform_custody_flows"] == labels["rows"]["platform_custody_flows"]
+    rows = labels["rows"]
+    assert counts["platform_ledger"] == rows["platform_ledger"]
+    assert counts["platform_custody_flows"] == rows["platform_custody_flows"]
+    assert counts["alipay_bill"] == rows["alipay_bill"]
+    assert counts["wechatpay_trade_bill"] == rows["wechatpay_bill"]
+    banks = {"bank_csv", "bank_camt053", "bank_mt940", "bank_icbc_csv", "bank_cmb_csv",
+             "bank_ccb_xls"}
+    assert banks <= set(counts)
+    assert sum(counts[b] for b in banks) == rows["bank"]
 
 
 def test_rebuild_is_identical_and_keys_survive_reloading_a_file(clean, conn):

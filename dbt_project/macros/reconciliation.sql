@@ -135,7 +135,7 @@
         {%- for rule in project['rules'] %}
         select '{{ name }}' as project, {{ loop.index }} as pass, '{{ rule['rule'] }}' as rule,
                '{{ rule['kind'] }}' as rule_kind, left_key, right_key, amount_difference_minor,
-               minutes_apart
+               minutes_apart, {{ rule.get('expected_days_apart', 0) }} as expected_days_apart
         from pass_{{ loop.index }}
         {% if not loop.last %}union all{% endif %}
         {%- endfor %}

@@ -34,6 +34,13 @@ STAGED = {
     "platform_settlement": "staging.stg_platform__settlement",
     "platform_balances": "staging.stg_platform__balances",
     "bank_csv": "staging.stg_bank__csv_statement",
+    "bank_camt053": "staging.stg_bank__camt053",
+    "bank_mt940": "staging.stg_bank__mt940",
+    **{bank: "staging.stg_bank__cn_exports" for bank in (
+        "bank_icbc_csv", "bank_cmb_csv", "bank_ccb_xls", "bank_abc_csv", "bank_boc_csv",
+        "bank_bocom_csv")},
+    "alipay_bill": "staging.stg_alipay__bill",
+    "wechatpay_trade_bill": "staging.stg_wechatpay__trade_bill",
 }
 BREAK_TYPES = ["missing_on_statement", "missing_on_platform", "amount_mismatch",
                "status_mismatch", "duplicate", "timing"]
@@ -52,7 +59,7 @@ def _suites():
 
     expect = gx.expectations
     staged = " union all ".join(
-        f"select '{source}' as source, file_id from {model}" for source, model in STAGED.items())
+        f"select file_id from {model}" for model in sorted(set(STAGED.values())))
     return {
         "reconciliation_completeness": ("reconciliation_scope", [
             expect.ExpectColumnValuesToNotBeNull(column="transaction_key"),

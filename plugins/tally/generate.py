@@ -29,9 +29,19 @@ DISCREPANCY_TYPES = ("missing_on_statement", "missing_on_platform", "amount_mism
 # Bank transfers arrive on collection accounts, each exported in its bank's own format.
 COLLECTION_ACCOUNTS = {
     "6222020200112233445": "bank_csv",
-    "6214830100556677": "bank_csv",
+    "6214830100556677": "bank_camt053",
 }
 CUSTODY_ACCOUNT = "6228480011223344556"
+# Operating accounts: a few bookings each (fees, payroll), in the remaining formats; loaded and
+# kept in the canonical model, not reconciled by any project.
+OPERATING_ACCOUNTS = {
+    "NL91ABNA0417164300": "bank_mt940",
+    "6225880112345678": "bank_cmb_csv",
+    "6217000010012345678": "bank_ccb_xls",
+}
+STATEMENT_SOURCES = {**COLLECTION_ACCOUNTS, CUSTODY_ACCOUNT: "bank_icbc_csv",
+                     **OPERATING_ACCOUNTS}
+ALIPAY_PID = "2088102000000001"
 SETTLEMENT_ACCOUNT = "6222020200112233445"  # where the channels pay their net settlement
 CHANNELS = {"alipay": 0.30, "wechatpay": 0.25}  # share of platform transactions
 FEE_RATE_PPM = 6_000  # 0.6 %
@@ -133,17 +143,17 @@ def _channel_part(day: date, n: int, seed: int, channel: str):
     bill["fee_minor"] = np.where(bill["kind"] == "payment", _fee(bill["amount_minor"]), 0)
     bill = bill.sort_values(["completed_at", "channel_txn_no"], kind="stable",
                             ignore_index=True)
+    def label(kind: str, i: int) -> dict:
+        return {"type": kind, "source": f"{channel}_bill", "reference": str(order_no[i]),
+                "kind": "refund" if refund[i] else "payment"}
+
     labels = (
-        [{"type": "missing_on_statement", "source": f"{channel}_bill",
-          "reference": str(order_no[i])} for i in missing]
-        + [{"type": "amount_mismatch", "source": f"{channel}_bill",
-            "reference": str(order_no[i])} for i in mismatch]
-        + [{"type": "duplicate", "source": f"{channel}_bill", "reference": str(order_no[i])}
-           for i in twice]
-        + [{"type": "status_mismatch", "source": f"{channel}_bill",
-            "reference": str(order_no[i])} for i in processing]
-        + [{"type": "missing_on_platform", "source": f"{channel}_bill", "reference": str(r)}
-           for r in _ids(f"M{prefix}Z", day, np.arange(extra))]
+        [label("missing_on_statement", i) for i in missing]
+        + [label("amount_mismatch", i) for i in mismatch]
+        + [label("duplicate", i) for i in twice]
+        + [label("status_mismatch", i) for i in processing]
+        + [{"type": "missing_on_platform", "source": f"{channel}_bill", "reference": str(r),
+            "kind": "payment"} for r in _ids(f"M{prefix}Z", day, np.arange(extra))]
     )
     return platform, bill, labels
 
@@ -264,6 +274,21 @@ def _custody_part(day: date, n: int, seed: int):
     return flows, bookings
 
 
+def _operating_part(day: date, n: int, seed: int) -> pd.DataFrame:
+    """A few bookings on each operating account: fees and payroll, not reconciled."""
+    rng = _rng(seed, day, "operating")
+    parts = []
+    for i, account in enumerate(OPERATING_ACCOUNTS):
+        parts.append(pd.DataFrame({
+            "account": account, "reference": _ids(f"OP{i}", day, np.arange(n)),
+            "direction": np.where(rng.random(n) < 0.5, "credit", "debit"),
+            "amount_minor": rng.integers(1_000, 1_000_000, n),
+            "booked_at": _times(day, np.sort(rng.integers(3_600, 80_000, n))),
+            "counterparty": "Operating counterparty",
+        }))
+    return pd.concat(parts, ignore_index=True)
+
+
 def _settlement(day: date, platform: pd.DataFrame, bills: dict[str, pd.DataFrame], seed: int):
     """The clearing file: each channel payment debits the buyer's fund account and credits the
     seller's, less the platform fee, which is credited to the platform's fee account."""
@@ -335,6 +360,7 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
                 "recorded_on": (business_date - timedelta(days=1)).isoformat()}
                for r in late_yesterday["reference"]]
     custody, custody_bookings = _custody_part(business_date, max(10, scale // 20), seed)
+    operating = _operating_part(business_date, max(5, scale // 2000), seed)
 
     # Yesterday's channel bills are settled to the bank this morning, net of fees.
     yesterday = business_date - timedelta(days=1)
@@ -348,7 +374,7 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
             "booked_at": _times(business_date, np.array([3_600 + 60 * i]))[0],
             "counterparty": {"alipay": "Alipay (China) Network", "wechatpay": "Tenpay"}[channel],
         })
-    bookings = pd.concat([bookings, late_yesterday, custody_bookings,
+    bookings = pd.concat([bookings, late_yesterday, custody_bookings, operating,
                           pd.DataFrame(settle_rows)], ignore_index=True)
     bookings["currency"] = CURRENCY
     bookings = bookings.sort_values(["account", "booked_at", "reference"], kind="stable",
@@ -452,12 +478,46 @@ def bank_csv(bookings: pd.DataFrame, opening: int) -> bytes:
 
 def _bank_files(day: Day) -> dict[str, tuple[str, bytes]]:
     """One statement per bank account, in the format that account's bank exports."""
-    formats = {**COLLECTION_ACCOUNTS, CUSTODY_ACCOUNT: "bank_csv"}
+    from tally.samples import camt053, cn_bank, mt940
+
+    d = f"{day.business_date:%Y%m%d}"
     files = {}
     for account, rows in day.bookings.groupby("account", sort=True):
-        source = formats[account]
-        name = f"bank_{account[-4:]}_{day.business_date:%Y%m%d}.csv"
-        files[f"{source}:{account[-4:]}"] = (name, bank_csv(rows, day.openings[account]))
+        source = STATEMENT_SOURCES[account]
+        rows = rows.reset_index(drop=True)
+        tail = account[-4:]
+        if source == "bank_csv":
+            name, data = f"bank_{tail}_{d}.csv", bank_csv(rows, day.openings[account])
+        elif source == "bank_camt053":
+            name = f"camt053_{tail}_{d}.xml"
+            data = camt053.render(rows, day.openings, day.business_date, version="08")
+        elif source == "bank_mt940":
+            name, data = f"mt940_{tail}_{d}.sta", mt940.render(rows, day.openings,
+                                                             day.business_date)
+        elif source == "bank_icbc_csv":
+            name = f"icbc_{tail}_{d}.csv"
+            data = cn_bank.render_icbc_csv(rows, day.openings, day.business_date)
+        elif source == "bank_cmb_csv":
+            name = f"cmb_{tail}_{d}.csv"
+            data = cn_bank.render_cmb_csv(rows, day.openings, day.business_date)
+        else:
+            name = f"ccb_{tail}_{d}.xls"
+            data = cn_bank.render_ccb_xls(rows, day.openings, day.business_date)
+        files[f"{source}:{tail}"] = (name, data)
+    return files
+
+
+def _channel_files(day: Day) -> dict[str, tuple[str, bytes]]:
+    """The channels' bills as they deliver them: Alipay's zip, WeChat Pay's gzip."""
+    from tally.samples import alipay, wechatpay
+
+    d = f"{day.business_date:%Y%m%d}"
+    files = {"alipay_bill": alipay.render_bill_zip(day.channel_bills["alipay"], day.business_date,
+                                                   ALIPAY_PID)}
+    files["wechatpay_trade_bill"] = (
+        f"wechatpay_tradebill_ALL_{d}.csv.gz",
+        wechatpay.render_trade_bill(day.channel_bills["wechatpay"], day.business_date, "ALL",
+                                    gzip=True))
     return files
 
 
@@ -471,6 +531,7 @@ def render(day: Day) -> dict[str, tuple[str, bytes]]:
         "platform_balances": (f"balances_{d}.csv", balances_csv(day)),
     }
     files.update(_bank_files(day))
+    files.update(_channel_files(day))
     return files
 
 

@@ -10,10 +10,13 @@ with transactions as (
 
 in_scope as (
     {%- for project in config['projects'] %}
-    select '{{ project["project"] }}' as project, 'left' as recon_side, t.*
+    {%- set match_ref = project.get('explain_key', 'reference') %}
+    select '{{ project["project"] }}' as project, 'left' as recon_side,
+           t.{{ match_ref }} as match_ref, t.*
     from transactions as t where {{ project['left'] }}
     union all
-    select '{{ project["project"] }}' as project, 'right' as recon_side, t.*
+    select '{{ project["project"] }}' as project, 'right' as recon_side,
+           t.{{ match_ref }} as match_ref, t.*
     from transactions as t where {{ project['right'] }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}

@@ -54,6 +54,7 @@ select
     r.amount_minor as right_amount_minor,
     pairs.amount_difference_minor,
     round(pairs.minutes_apart::numeric, 1) as minutes_apart,
+    pairs.expected_days_apart,
     l.currency,
     l.status as left_status,
     r.status as right_status

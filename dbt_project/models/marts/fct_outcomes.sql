@@ -44,12 +44,14 @@ matched_keys as (
 -- Today's pairs seen from each side; a group's one right row stands for several left rows.
 matched_today as (
     select project, left_key as transaction_key, right_key as counterpart_key, rule, pass,
-           amount_difference_minor, left_business_date <> right_business_date as across_dates,
+           amount_difference_minor,
+           abs(left_business_date - right_business_date) > expected_days_apart as across_dates,
            left_status = 'processing' and right_status = 'success' as status_corrected
     from matches where as_of_date = {{ as_of() }}
     union all
     select project, right_key, min(left_key), min(rule), min(pass),
-           min(amount_difference_minor), bool_or(left_business_date <> right_business_date),
+           min(amount_difference_minor),
+           bool_or(abs(left_business_date - right_business_date) > expected_days_apart),
            bool_or(left_status = 'processing' and right_status = 'success')
     from matches where as_of_date = {{ as_of() }}
     group by project, right_key
@@ -63,7 +65,8 @@ unmatched as (
     )
 ),
 
--- The nearest row with the same reference on the other side, whatever its state.
+-- The nearest row with the same reference (the project's explain key) on the other side,
+-- whatever its state.
 same_reference as (
     select
         u.project,
@@ -79,7 +82,7 @@ same_reference as (
     from unmatched as u
     inner join scope as c
         on c.project = u.project and c.recon_side <> u.recon_side
-        and c.reference = u.reference and c.direction = u.direction
+        and c.match_ref = u.match_ref and c.direction = u.direction
     left join matched_keys as mk
         on mk.project = c.project and mk.transaction_key = c.transaction_key
 ),
@@ -143,17 +146,17 @@ unmatched_outcomes as (
         end as outcome,
         case
             when candidate_key is not null and difference_minor = 0 and candidate_matched
-                then 'same reference ' || reference || ' and amount as a row already matched: a second copy'
+                then 'same reference ' || match_ref || ' and amount as a row already matched: a second copy'
             when candidate_key is not null and difference_minor <> 0
-                then 'same reference ' || reference || ', amount differs by '
+                then 'same reference ' || match_ref || ', amount differs by '
                      || to_char(difference_minor / 100.0, 'FM999999999990.00')
             when candidate_key is not null
-                then 'same reference ' || reference || ' and amount, outside the date window'
+                then 'same reference ' || match_ref || ' and amount, outside the date window'
             when candidate_reference is not null
-                then 'no counterpart with reference ' || coalesce(reference, '(none)')
+                then 'no counterpart with reference ' || coalesce(match_ref, '(none)')
                      || '; nearest with the same amount: ' || coalesce(candidate_reference, '(no reference)')
                      || ', ' || minutes_apart || ' min apart'
-            else 'no counterpart with reference ' || coalesce(reference, '(none)')
+            else 'no counterpart with reference ' || coalesce(match_ref, '(none)')
                  || ' or amount ' || to_char(amount_minor / 100.0, 'FM999999999990.00')
         end as explanation
     from classified
