@@ -52,6 +52,16 @@ def load_file(settings: Settings, conn: psycopg.Connection, s3, config: SourceCo
     except formats.FormatError as exc:
         landing.quarantine(settings, conn, s3, file_id, data, str(exc))
         return Loaded(file_id, config.source, "quarantined", error=str(exc))
+    try:
+        return _copy_file(conn, config, file_id, parsed)
+    except psycopg.DataError as exc:
+        # The database refused a value the parser let through: the file is bad, not the day.
+        reason = f"{name}: the warehouse refused a value: {str(exc).splitlines()[0]}"
+        landing.quarantine(settings, conn, s3, file_id, data, reason)
+        return Loaded(file_id, config.source, "quarantined", error=reason)
+
+
+def _copy_file(conn: psycopg.Connection, config: SourceConfig, file_id: int, parsed) -> Loaded:
     with conn.transaction():
         claimed = conn.execute(
             "update tally.files set status = 'loaded', loaded_at = now() "

@@ -56,6 +56,8 @@ class SourceConfig:
     allowed_values: dict[str, list[str]] = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)
     tables: dict[str, TableSpec] = field(default_factory=dict)
+    # column -> strptime format; a non-empty value must parse with it (e.g. "%Y-%m-%d %H:%M:%S")
+    timestamps: dict[str, str] = field(default_factory=dict)
     # Parser-specific settings (header and footer patterns, preamble, sheet names, ...).
     options: dict = field(default_factory=dict)
     description: str = ""

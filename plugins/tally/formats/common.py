@@ -27,7 +27,8 @@ def decode(data: bytes, encoding: str, file_name: str) -> tuple[str, str]:
         try:
             return data.decode(candidate), candidate
         except UnicodeDecodeError as exc:
-            error = exc if error is None else error
+            # Report the encoding that read furthest: its error is the real bad byte.
+            error = exc if error is None or exc.start > error.start else error
     line = data[: error.start].count(b"\n") + 1
     raise FormatError(file_name, f"not valid {' or '.join(candidates)} text ({error.reason})",
                       line)
@@ -38,7 +39,7 @@ def first_line(rows: pd.DataFrame, mask: pd.Series) -> int:
 
 
 def finish(rows: pd.DataFrame, columns, required, allowed_values, amounts,
-           file_name: str) -> pd.DataFrame:
+           file_name: str, timestamps: dict[str, str] | None = None) -> pd.DataFrame:
     """Check and type a table of text columns (plus line_no).
 
     - every column in `columns` must exist (missing ones become empty text);
@@ -54,6 +55,20 @@ def finish(rows: pd.DataFrame, columns, required, allowed_values, amounts,
         rows[name] = rows[name].fillna("").astype(str)
     if rows.empty:
         raise FormatError(file_name, "no data rows")
+    for name in columns:
+        # PostgreSQL text cannot hold NUL: refuse it here, naming where it is.
+        nul = rows[name].str.contains("\x00", regex=False)
+        if nul.any():
+            raise FormatError(file_name, "contains a NUL character", first_line(rows, nul),
+                              name)
+    for name, fmt in (timestamps or {}).items():
+        values = rows[name].str.strip()
+        given = values.ne("")
+        parsed = pd.to_datetime(values.where(given), format=fmt, errors="coerce")
+        wrong = given & parsed.isna()
+        if wrong.any():
+            raise FormatError(file_name, f"{values[wrong].iloc[0]!r} is not a time in the form "
+                              f"{fmt}", first_line(rows, wrong), name)
     for name in required:
         empty = rows[name].str.strip().eq("")
         if empty.any():
@@ -93,7 +108,7 @@ def finish(rows: pd.DataFrame, columns, required, allowed_values, amounts,
 def finish_source(rows: pd.DataFrame, config, file_name: str) -> pd.DataFrame:
     """finish() for a source's main rows, returning exactly line_no + config.raw_columns."""
     done = finish(rows, config.columns, config.required, config.allowed_values, config.amounts,
-                  file_name)
+                  file_name, config.timestamps)
     return done[["line_no", *config.raw_columns]].reset_index(drop=True)
 
 

@@ -6,6 +6,7 @@ exports are handled by their own parsers.
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 
@@ -27,7 +28,7 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
     except pd.errors.ParserError as exc:
         # pandas says e.g. "Expected 10 fields in line 3, saw 11"
         found = re.search(r"line (\d+)", str(exc))
-        raise FormatError(file_name, f"malformed row: {str(exc).split('error: ')[-1]}",
+        raise FormatError(file_name, f"malformed row: {str(exc).split('error: ')[-1].strip()}",
                           int(found.group(1)) if found else None) from None
     # Lineage: the header is line 1, so data row i (0-based) is line i + 2.
     frame.insert(0, "line_no", frame.index + HEADER_LINE + 1)
@@ -35,12 +36,28 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
     missing = [h for h in config.columns.values() if h not in headers]
     if missing:
         raise FormatError(file_name, "missing column(s) in header", HEADER_LINE, missing[0])
+    _check_field_counts(text, config.delimiter, file_name)
     rows = frame[["line_no", *(headers[h] for h in config.columns.values())]]
     rows.columns = ["line_no", *config.columns]
     blank = rows[list(config.columns)].apply(lambda col: col.str.strip().eq("")).all(axis=1)
     rows = finish_source(rows[~blank], config, file_name)
     checks = [run_check(rows, check, file_name) for check in config.checks]
     return Parsed(rows=rows, checks=checks, encoding=encoding)
+
+
+def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
+    """pandas pads a short row with empty cells: a row cut short (a truncated file) would load.
+    Every non-blank row must have as many fields as the header."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    expected = None
+    for fields in reader:
+        if not fields or not any(f.strip() for f in fields):
+            continue
+        if expected is None:
+            expected = len(fields)
+        elif len(fields) != expected:
+            raise FormatError(file_name, f"row has {len(fields)} fields, the header has "
+                              f"{expected}: the row or the file is cut short", reader.line_num)
 
 
 def run_check(rows: pd.DataFrame, check: dict, file_name: str) -> str:
