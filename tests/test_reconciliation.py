@@ -177,3 +177,43 @@ def test_rerunning_an_earlier_day_after_a_later_one_reproduces_it(two_days, conn
     transform.build(settings, D1)
     assert conn.execute(query, (D1,)).fetchall() == before
     assert conn.execute(query, (D2,)).fetchall() == later
+
+
+def test_balances_roll_forward_and_platform_bank_differences_are_explained(two_days, conn):
+    for day in (D1, D2):
+        checks = conn.execute(
+            "select check_type, count(*), bool_and(passed) from marts.fct_balance_checks"
+            " where as_of_date = %s group by check_type order by 1", (day,)).fetchall()
+        assert checks == [
+            ("platform_account_rollforward", checks[0][1], True),
+            ("platform_vs_bank", 3, True),
+            ("settlement_trial_balance", 1, True),
+            ("statement_rollforward", checks[3][1], True),
+        ]
+    # The platform's record and the bank differ, by exactly what the open items say.
+    explained = conn.execute(
+        "select count(*) from marts.fct_balance_checks where check_type = 'platform_vs_bank'"
+        " and explained_minor <> 0").fetchone()[0]
+    assert explained >= 3
+
+
+def test_a_balance_nobody_can_explain_fails_its_check(two_days, conn):
+    settings, _ = two_days
+    conn.execute(
+        "update raw.platform_balances set closing_balance_minor = closing_balance_minor + 1,"
+        " available_minor = available_minor + 1 where account_type = 'bank_mirror'"
+        " and account = (select min(account) from raw.platform_balances"
+        " where account_type = 'bank_mirror')")
+    try:
+        transform.build(settings, D2)
+        failed = conn.execute(
+            "select check_type, difference_minor from marts.fct_balance_checks"
+            " where as_of_date = %s and not passed", (D2,)).fetchall()
+        assert failed == [("platform_vs_bank", 1)]
+    finally:
+        conn.execute(
+            "update raw.platform_balances set closing_balance_minor = closing_balance_minor - 1,"
+            " available_minor = available_minor - 1 where account_type = 'bank_mirror'"
+            " and account = (select min(account) from raw.platform_balances"
+            " where account_type = 'bank_mirror')")
+        transform.build(settings, D2)

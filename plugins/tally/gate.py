@@ -26,6 +26,7 @@ ASSETS = {
     "reconciliation_scope": ("intermediate", "int_recon__scope"),
     "reconciliation_outcomes": ("marts", "fct_outcomes"),
     "reconciliation_matches": ("marts", "fct_matches"),
+    "balance_checks": ("marts", "fct_balance_checks"),
 }
 # Staging models whose rows must account for every row loaded from their sources' files.
 STAGED = {
@@ -109,6 +110,20 @@ def _suites():
                     " where s.transaction_key is null"
                 ),
             ),
+        ]),
+        "balance_checks": ("balance_checks", [
+            expect.UnexpectedRowsExpectation(
+                description="Every balance rolls forward and every platform-bank difference is "
+                            "explained by the day's open items",
+                unexpected_rows_query=(
+                    "select check_type, account, subject, expected_minor, actual_minor,"
+                    " difference_minor, explained_minor from {batch} where not passed"
+                ),
+            ),
+            expect.ExpectColumnValuesToBeInSet(
+                column="check_type",
+                value_set=["statement_rollforward", "platform_account_rollforward",
+                           "settlement_trial_balance", "platform_vs_bank"]),
         ]),
         "reconciliation_matches": ("reconciliation_matches", [
             expect.ExpectCompoundColumnsToBeUnique(column_list=["project", "left_key"]),

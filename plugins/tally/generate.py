@@ -35,11 +35,12 @@ CUSTODY_ACCOUNT = "6228480011223344556"
 # Operating accounts: a few bookings each (fees, payroll), in the remaining formats; loaded and
 # kept in the canonical model, not reconciled by any project.
 OPERATING_ACCOUNTS = {
+    "6222021001122334455": "bank_icbc_csv",
     "NL91ABNA0417164300": "bank_mt940",
     "6225880112345678": "bank_cmb_csv",
     "6217000010012345678": "bank_ccb_xls",
 }
-STATEMENT_SOURCES = {**COLLECTION_ACCOUNTS, CUSTODY_ACCOUNT: "bank_icbc_csv",
+STATEMENT_SOURCES = {**COLLECTION_ACCOUNTS, CUSTODY_ACCOUNT: "bank_camt053",
                      **OPERATING_ACCOUNTS}
 ALIPAY_PID = "2088102000000001"
 SETTLEMENT_ACCOUNT = "6222020200112233445"  # where the channels pay their net settlement
@@ -316,24 +317,54 @@ def _settlement(day: date, platform: pd.DataFrame, bills: dict[str, pd.DataFrame
     return per_user
 
 
-def _balances(day: date, settlement: pd.DataFrame, custody: pd.DataFrame, seed: int):
+def _balances(day: date, settlement: pd.DataFrame, custody: pd.DataFrame, seed: int,
+              mirrors: pd.DataFrame):
+    """User fund and fee accounts (opening + settlement + recharges - withdrawals = closing),
+    and the platform's own record of each bank account (`bank_mirror`)."""
     rng = _rng(seed, day, "balances")
     flows = custody[custody["status"] == "success"]
     signed = np.where(flows["flow_type"] == "recharge", flows["amount_minor"],
                       -flows["amount_minor"])
     change = pd.concat([
-        pd.Series(settlement["credit"].to_numpy() - settlement["debit"].to_numpy(),
-                  index=settlement["user_fund_account"]),
+        pd.Series(settlement["credit"].to_numpy() - settlement["debit"].to_numpy()
+                  + settlement["fee"].to_numpy(), index=settlement["user_fund_account"]),
         pd.Series(signed, index=flows["user_fund_account"].to_numpy()),
     ]).groupby(level=0).sum()
     opening = rng.integers(10_000_000, 100_000_000, len(change))
     closing = opening + change.to_numpy()
     frozen = (np.abs(closing) * rng.integers(0, 20, len(change))) // 100
-    return pd.DataFrame({
+    users = pd.DataFrame({
         "as_of_date": day.isoformat(), "account": change.index,
         "account_type": np.where(change.index == "PLATFORM_FEE", "platform_fee", "user_fund"),
         "currency": CURRENCY, "opening_balance": opening, "closing_balance": closing,
         "available": closing - frozen, "frozen": frozen,
+    })
+    return pd.concat([users, mirrors.assign(as_of_date=day.isoformat())], ignore_index=True)
+
+
+def _mirrors(platform: pd.DataFrame, custody: pd.DataFrame, settle_rows: list[dict],
+             openings: dict[str, int]) -> pd.DataFrame:
+    """The platform's record of its bank accounts: it starts the day from the bank's opening
+    balance and moves it by what the platform itself recorded that day (its transfers, its
+    users' recharges and withdrawals, and the channels' settlement notices)."""
+    transfers = platform[(platform["channel"] == "bank_transfer")
+                         & (platform["status"] == "success")]
+    flows = custody[custody["status"] == "success"]
+    moves = pd.concat([
+        pd.Series(np.where(transfers["direction"] == "credit", transfers["amount_minor"],
+                           -transfers["amount_minor"]), index=transfers["account"].to_numpy()),
+        pd.Series(np.where(flows["flow_type"] == "recharge", flows["amount_minor"],
+                           -flows["amount_minor"]), index=flows["bank_account"].to_numpy()),
+        pd.Series([r["amount_minor"] for r in settle_rows],
+                  index=[r["account"] for r in settle_rows], dtype="int64"),
+    ]).groupby(level=0).sum()
+    accounts = [*COLLECTION_ACCOUNTS, CUSTODY_ACCOUNT]
+    opening = np.array([openings[a] for a in accounts], dtype="int64")
+    closing = opening + np.array([int(moves.get(a, 0)) for a in accounts], dtype="int64")
+    return pd.DataFrame({
+        "account": accounts, "account_type": "bank_mirror", "currency": CURRENCY,
+        "opening_balance": opening, "closing_balance": closing, "available": closing,
+        "frozen": 0,
     })
 
 
@@ -389,7 +420,8 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
 
     platform = pd.concat([*platform_parts, transfers, late_today], ignore_index=True)
     settlement = _settlement(business_date, platform, bills, seed)
-    balances = _balances(business_date, settlement, custody, seed)
+    mirrors = _mirrors(platform, custody, settle_rows, openings)
+    balances = _balances(business_date, settlement, custody, seed, mirrors)
     return Day(business_date, platform, bills, bookings, openings, custody, settlement,
                balances, labels)
 
