@@ -186,8 +186,10 @@ def _transfer_part(day: date, n: int, seed: int):
     })
     bank_amount = amount.copy()
     # Well beyond any tolerance rule: these must be reported, not matched.
-    bank_amount[mismatch] += rng.integers(500, 50_000, len(mismatch)) * rng.choice(
-        [-1, 1], len(mismatch))
+    delta = rng.integers(500, 50_000, len(mismatch)) * rng.choice([-1, 1], len(mismatch))
+    # Never at or below zero: a smaller amount than that is shown as a larger one instead.
+    delta = np.where(amount[mismatch] + delta > 0, delta, -delta)
+    bank_amount[mismatch] += delta
     # Incoming transfers the bank charged a small fee on: matched within tolerance.
     charged = charged[direction[charged] == "credit"]
     bank_amount[charged] -= rng.integers(1, 100, len(charged))

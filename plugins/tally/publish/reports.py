@@ -1,8 +1,14 @@
 """The day's reports in the published zone: a new version per publication, manifest last.
 
-Layout: daily/<business_date>/v<NNNN>/{outcomes.csv, summary.csv, _manifest.json}. Every object
-is written once (conditional put); a reader treats a version as complete only when its
-_manifest.json exists, and the manifest is written after everything it lists.
+Every output is rendered from the `reporting` views only (the contract BI tools read too):
+a workbook and an HTML report for finance, and a CSV and a Parquet extract of each view.
+
+Publication is atomic for readers: every output is first written under a staging prefix
+(`_staging/<date>/<token>/`), then promoted by copy to `daily/<date>/v<NNNN>/` with conditional
+puts (never overwriting), and `_manifest.json` is written LAST. A reader treats a version as
+complete only when its manifest exists (`complete_versions`). Publishing a day again creates
+the next version. S3 has no rename, so a publisher that dies mid-promotion leaves a version
+without a manifest, which readers ignore and the next publication skips.
 """
 
 from __future__ import annotations
@@ -12,105 +18,302 @@ import hashlib
 import io
 import json
 import re
-from datetime import UTC, date, datetime
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tally import money, storage
 from tally.config import Settings
 
-OUTCOME_COLUMNS = [
-    "business_date", "project", "side", "source", "kind", "reference", "account_masked",
-    "direction", "amount_minor", "currency", "outcome", "break_type", "rule", "age_days",
-    "explanation", "transaction_key", "counterpart_key",
-]
-BREAK_COLUMNS = [
-    "business_date", "project", "break_type", "label_zh", "label_en", "outcome", "source",
-    "reference", "account", "amount_minor", "amount_difference_minor", "currency",
-    "transaction_date", "age_days", "explanation", "transaction_key",
+# The reporting contract, in the order finance reads it; balance_checks when it exists.
+VIEWS = ["daily_summary", "breaks", "suspense", "status_corrections", "matches", "outcomes"]
+OPTIONAL_VIEWS = ["balance_checks"]
+HISTORY_DAYS = 14  # the match-rate chart looks back this many days
+MANIFEST = "_manifest.json"
+
+# Suspense ageing buckets: (first day, last day or None, label zh, label en).
+AGEING_BUCKETS = [
+    (0, 0, "当天", "Same day"),
+    (1, 1, "1 天", "1 day"),
+    (2, 3, "2–3 天", "2–3 days"),
+    (4, 7, "4–7 天", "4–7 days"),
+    (8, None, "8 天以上", "8+ days"),
 ]
 
 
-def _csv(header: list[str], rows: list[tuple]) -> bytes:
+@dataclass
+class View:
+    """One reporting view's rows for the day, with the PostgreSQL type name of each column."""
+
+    name: str
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+
+    def dicts(self) -> list[dict]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def total(self, column: str) -> dict[str, int]:
+        """Sum of an integer minor-unit column per currency."""
+        at, currency_at = self.columns.index(column), self.columns.index("currency")
+        totals: dict[str, int] = {}
+        for row in self.rows:
+            if row[at] is not None:
+                totals[row[currency_at]] = totals.get(row[currency_at], 0) + row[at]
+        return totals
+
+
+@dataclass
+class DayReport:
+    business_date: date
+    run: dict
+    views: dict[str, View]
+    # (day, project, rows, matched rows) for the HISTORY_DAYS ending on the business date.
+    history: list[tuple] = field(default_factory=list)
+    inputs: list[dict] = field(default_factory=list)
+
+
+def bucket_of(age_days: int | None) -> int:
+    """Index into AGEING_BUCKETS for an age in days."""
+    age = max(age_days or 0, 0)
+    for index, (first, last, _, _) in enumerate(AGEING_BUCKETS):
+        if age >= first and (last is None or age <= last):
+            return index
+    raise AssertionError(age)
+
+
+def ageing(suspense: View) -> list[dict]:
+    """Suspense per project, currency and ageing bucket: count and amount (minor units)."""
+    table: dict[tuple, list[int]] = {}
+    for row in suspense.dicts():
+        key = (row["project"], row["currency"], bucket_of(row["age_days"]))
+        counts = table.setdefault(key, [0, 0])
+        counts[0] += 1
+        counts[1] += row["amount_minor"]
+    return [{"project": p, "currency": c, "bucket": b, "label_zh": AGEING_BUCKETS[b][2],
+             "label_en": AGEING_BUCKETS[b][3], "count": n, "amount_minor": amount}
+            for (p, c, b), (n, amount) in sorted(table.items())]
+
+
+def existing_views(conn: psycopg.Connection) -> list[str]:
+    found = [name for name in [*VIEWS, *OPTIONAL_VIEWS]
+             if conn.execute("select to_regclass(%s)", (f"reporting.{name}",)).fetchone()[0]]
+    missing = [name for name in VIEWS if name not in found]
+    if missing:
+        raise RuntimeError(f"reporting views missing: {', '.join(missing)}; run dbt first")
+    return found
+
+
+def read_view(conn: psycopg.Connection, name: str, business_date: date) -> View:
+    # Ordered by every column: the same day gives the same bytes, whichever plan PostgreSQL picks.
+    count = len(conn.execute(f"select * from reporting.{name} limit 0").description)
+    order = ", ".join(str(i) for i in range(1, count + 1))
+    cursor = conn.execute(
+        f"select * from reporting.{name} where business_date = %s order by {order}",
+        (business_date,))
+    columns = [d.name for d in cursor.description]
+    types = []
+    for d in cursor.description:
+        info = conn.adapters.types.get(d.type_code)
+        types.append(info.name if info else "text")
+    rows = cursor.fetchall()
+    # sum() of bigint is numeric in PostgreSQL: minor units are integers again here.
+    numeric = [i for i, (c, t) in enumerate(zip(columns, types, strict=True))
+               if c.endswith("_minor") and t == "numeric"]
+    if numeric:
+        rows = [_integral(row, numeric, name) for row in rows]
+        types = ["int8" if i in numeric else t for i, t in enumerate(types)]
+    return View(name, columns, types, rows)
+
+
+def _integral(row: tuple, positions: list[int], view: str) -> tuple:
+    values = list(row)
+    for i in positions:
+        if values[i] is not None:
+            if values[i] != values[i].to_integral_value():
+                raise ValueError(f"reporting.{view}: minor units not whole: {values[i]}")
+            values[i] = int(values[i])
+    return tuple(values)
+
+
+def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayReport:
+    views = {name: read_view(conn, name, business_date) for name in existing_views(conn)}
+    run = conn.execute(
+        "select run_id, code_version, rules_digest, gate_passed, gate_summary from tally.runs"
+        " where run_id = %s", (run_id,)).fetchone()
+    run_info = dict(zip(["run_id", "code_version", "rules_digest", "gate_passed", "gate"],
+                        run or (run_id, None, None, None, None), strict=True))
+    history = conn.execute(
+        "select business_date, project, sum(row_count)::bigint, sum(matched_count)::bigint"
+        " from reporting.daily_summary where business_date between %s and %s"
+        " group by business_date, project order by business_date, project",
+        (business_date - timedelta(days=HISTORY_DAYS - 1), business_date)).fetchall()
+    inputs = conn.execute(
+        "select file_id, source, original_name, sha256, size_bytes, row_count from tally.files"
+        " where business_date <= %s and status = 'loaded' order by file_id",
+        (business_date,)).fetchall()
+    return DayReport(business_date, run_info, views, history, [
+        {"file_id": f, "source": s, "name": n, "sha256": h, "bytes": b, "rows": r}
+        for f, s, n, h, b, r in inputs])
+
+
+# Extracts -----------------------------------------------------------------------------------
+
+def extract_csv(view: View) -> bytes:
+    """The view's columns, then for each `<x>_minor` column the decimal text `<x>` (exact,
+    from money.format_minor). UTF-8 with BOM so that Excel opens Chinese text correctly."""
+    minor = [(i, c[: -len("_minor")]) for i, c in enumerate(view.columns) if c.endswith("_minor")]
+    currency_at = view.columns.index("currency") if "currency" in view.columns else None
+    minor = minor if currency_at is not None else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    # UTF-8 with BOM so that Excel opens Chinese text correctly.
+    writer.writerow([*view.columns, *(name for _, name in minor)])
+    for row in view.rows:
+        decimals = [None if row[i] is None else money.format_minor(row[i], row[currency_at])
+                    for i, _ in minor]
+        writer.writerow([*row, *decimals])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-def outcomes_csv(conn: psycopg.Connection, business_date: date) -> bytes:
-    rows = conn.execute(
-        f"select {', '.join(OUTCOME_COLUMNS)} from reporting.outcomes"
-        " where business_date = %s order by side, outcome, reference, transaction_key",
-        (business_date,)).fetchall()
-    header = [*OUTCOME_COLUMNS, "amount"]
-    amount_at = OUTCOME_COLUMNS.index("amount_minor")
-    currency_at = OUTCOME_COLUMNS.index("currency")
-    return _csv(header, [(*r, money.format_minor(r[amount_at], r[currency_at])) for r in rows])
+_ARROW_TYPES = {
+    "int8": pa.int64(), "int4": pa.int32(), "int2": pa.int16(), "bool": pa.bool_(),
+    "date": pa.date32(), "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(),
+    "timestamptz": pa.timestamp("us", tz="UTC"), "timestamp": pa.timestamp("us"),
+}
 
 
-def breaks_csv(conn: psycopg.Connection, business_date: date) -> bytes:
-    rows = conn.execute(
-        f"select {', '.join(BREAK_COLUMNS)} from reporting.breaks where business_date = %s"
-        " order by project, break_type, reference, transaction_key", (business_date,)).fetchall()
-    amount_at, currency_at = BREAK_COLUMNS.index("amount_minor"), BREAK_COLUMNS.index("currency")
-    return _csv([*BREAK_COLUMNS, "amount"],
-                [(*r, money.format_minor(r[amount_at], r[currency_at])) for r in rows])
+def _arrow_column(values: list, type_name: str) -> pa.Array:
+    if type_name in _ARROW_TYPES:
+        return pa.array(values, type=_ARROW_TYPES[type_name])
+    if type_name == "numeric":
+        # Decimals stay decimals (match rates); a column of nulls only has no scale to infer.
+        array = pa.array(values)
+        return array if not pa.types.is_null(array.type) else array.cast(pa.decimal128(38, 6))
+    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
-def summary_csv(conn: psycopg.Connection, business_date: date) -> bytes:
-    columns = ["business_date", "project", "currency", "row_count", "matched_count",
-               "suspense_count", "break_count", "matched_amount_minor", "suspense_amount_minor",
-               "break_amount_minor", "match_rate"]
-    rows = conn.execute(
-        f"select {', '.join(columns)} from reporting.daily_summary where business_date = %s"
-        " order by project, currency", (business_date,)).fetchall()
-    return _csv(columns, rows)
+def extract_parquet(view: View) -> bytes:
+    """The view exactly: amounts stay int64 minor units, dates are dates."""
+    columns = list(zip(*view.rows, strict=True)) if view.rows else [[] for _ in view.columns]
+    table = pa.table({name: _arrow_column(list(values), type_name)
+                      for name, type_name, values in zip(view.columns, view.types, columns,
+                                                         strict=True)})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
 
 
-def _next_version(s3, bucket: str, prefix: str) -> int:
-    versions = [int(m.group(1)) for key in storage.list_keys(s3, bucket, prefix)
-                if (m := re.search(r"/v(\d+)/", key))]
-    return max(versions, default=0) + 1
+def render_outputs(day: DayReport) -> dict[str, bytes]:
+    """Every file of a publication, by name: workbook, HTML report, one CSV and Parquet per view."""
+    from tally.publish import excel, html
+
+    stamp = day.business_date.isoformat()
+    outputs = {f"report_{stamp}.xlsx": excel.workbook(day),
+               f"report_{stamp}.html": html.report(day).encode("utf-8")}
+    for name, view in day.views.items():
+        outputs[f"{name}.csv"] = extract_csv(view)
+        outputs[f"{name}.parquet"] = extract_parquet(view)
+    return outputs
+
+
+# Publication --------------------------------------------------------------------------------
+
+def day_prefix(business_date: date) -> str:
+    return f"daily/{business_date.isoformat()}/"
+
+
+def version_prefix(business_date: date, version: int) -> str:
+    return f"{day_prefix(business_date)}v{version:04d}/"
+
+
+def _versions(keys: list[str]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    for key in keys:
+        if m := re.search(r"/v(\d+)/(.+)$", key):
+            found.setdefault(int(m.group(1)), set()).add(m.group(2))
+    return found
+
+
+def complete_versions(s3, bucket: str, business_date: date) -> list[int]:
+    """The versions a reader may use: those whose manifest exists (it is written last)."""
+    found = _versions(storage.list_keys(s3, bucket, day_prefix(business_date)))
+    return sorted(v for v, names in found.items() if MANIFEST in names)
+
+
+def latest_manifest(s3, bucket: str, business_date: date) -> dict | None:
+    """The manifest of the newest complete version of the day, or None."""
+    versions = complete_versions(s3, bucket, business_date)
+    if not versions:
+        return None
+    key = version_prefix(business_date, versions[-1]) + MANIFEST
+    return json.loads(storage.get_bytes(s3, bucket, key))
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _promote(s3, bucket: str, business_date: date, staging: str,
+             digests: dict[str, str]) -> tuple[int, str]:
+    """Copy the staged objects into the next free version; return (version, prefix)."""
+    names = list(digests)
+    while True:
+        found = _versions(storage.list_keys(s3, bucket, day_prefix(business_date)))
+        version = max(found, default=0) + 1
+        prefix = version_prefix(business_date, version)
+        # The first object claims the version; a concurrent publisher moves to the next one.
+        if _copy(s3, bucket, staging + names[0], prefix + names[0], digests[names[0]]):
+            break
+    for name in names[1:]:
+        if not _copy(s3, bucket, staging + name, prefix + name, digests[name]):
+            raise RuntimeError(f"{prefix}{name} exists already: another publisher wrote into "
+                               "this version; it stays incomplete (no manifest)")
+    return version, prefix
+
+
+def _copy(s3, bucket: str, source: str, target: str, digest: str) -> bool:
+    # A copy through this process, so that the write is conditional (never overwrites) and the
+    # staged bytes are proven to be the ones rendered.
+    body = storage.get_bytes(s3, bucket, source)
+    if _sha256(body) != digest:
+        raise RuntimeError(f"staged object {source} does not have the bytes rendered")
+    return storage.put_if_absent(s3, bucket, target, body)
 
 
 def publish_day(settings: Settings, conn: psycopg.Connection, s3, business_date: date,
                 run_id: str) -> str:
+    """Render, stage, promote, then write the manifest. Returns the version's s3:// URI."""
     bucket = settings.s3.published_bucket
-    day_prefix = f"daily/{business_date.isoformat()}/"
-    outputs = {"outcomes.csv": outcomes_csv(conn, business_date),
-               "breaks.csv": breaks_csv(conn, business_date),
-               "summary.csv": summary_csv(conn, business_date)}
-    inputs = conn.execute(
-        "select file_id, source, original_name, sha256, row_count from tally.files"
-        " where business_date <= %s and status = 'loaded' order by file_id",
-        (business_date,)).fetchall()
-    run = conn.execute("select code_version, rules_digest from tally.runs where run_id = %s",
-                       (run_id,)).fetchone()
-    while True:
-        version = _next_version(s3, bucket, day_prefix)
-        prefix = f"{day_prefix}v{version:04d}/"
-        # Claim the version with its first object; a concurrent publisher takes the next one.
-        names = list(outputs)
-        if not storage.put_if_absent(s3, bucket, prefix + names[0], outputs[names[0]]):
-            continue
-        for name in names[1:]:
-            storage.put_if_absent(s3, bucket, prefix + name, outputs[name])
-        break
+    day = read_day(conn, business_date, run_id)
+    outputs = render_outputs(day)
+    digests = {name: _sha256(body) for name, body in outputs.items()}
+    staging = f"_staging/{business_date.isoformat()}/{uuid.uuid4().hex}/"
+    try:
+        for name, body in outputs.items():
+            if not storage.put_if_absent(s3, bucket, staging + name, body):
+                raise RuntimeError(f"staging key {staging}{name} exists already")
+        version, prefix = _promote(s3, bucket, business_date, staging, digests)
+    finally:
+        for name in outputs:
+            s3.delete_object(Bucket=bucket, Key=staging + name)
     manifest = {
         "business_date": business_date.isoformat(),
         "version": version,
         "run_id": run_id,
-        "code_version": run[0] if run else None,
-        "rules_digest": run[1] if run else None,
+        "code_version": day.run["code_version"],
+        "rules_digest": day.run["rules_digest"],
+        "gate": day.run["gate"],
         "published_at": datetime.now(UTC).isoformat(),
-        "inputs": [{"file_id": f, "source": s, "name": n, "sha256": h, "rows": r}
-                   for f, s, n, h, r in inputs],
-        "outputs": [{"key": prefix + name, "sha256": hashlib.sha256(body).hexdigest(),
+        "inputs": day.inputs,
+        "views": {name: len(view.rows) for name, view in day.views.items()},
+        "outputs": [{"name": name, "key": prefix + name, "sha256": digests[name],
                      "bytes": len(body)} for name, body in outputs.items()],
     }
-    storage.put_if_absent(s3, bucket, prefix + "_manifest.json",
-                          json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    body = json.dumps(manifest, indent=2, ensure_ascii=False, default=str).encode()
+    if not storage.put_if_absent(s3, bucket, prefix + MANIFEST, body):
+        raise RuntimeError(f"{prefix}{MANIFEST} exists already")
     return f"s3://{bucket}/{prefix}"
