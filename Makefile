@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 # uv from the machine, or bootstrapped once into .tools/ with pip.
 UV    := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: venv demo test lint services-up services-down services-status clean
+.PHONY: venv demo test lint bench services-up services-down services-status clean
 
 venv: $(VENV)/.synced
 
@@ -22,6 +22,9 @@ demo: venv  ## run the embedded sample business day end to end and print where t
 
 test: venv  ## run the test suite against real PostgreSQL, S3, dbt, GX and Airflow
 	$(BIN)/pytest
+
+bench: venv  ## time each stage at 100k and 1M transactions (own services); results in docs/
+	$(BIN)/tally bench --rows 100000 1000000 --out docs/benchmarks.json
 
 lint: venv
 	$(BIN)/ruff check .
