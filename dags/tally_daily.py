@@ -102,7 +102,16 @@ def tally_daily():
         default_args={"retries": 1},
     )
 
-    @task(retries=0)  # a failed invariant is a verdict, not a glitch: never retried
+    def alert_gate_failed(context) -> None:
+        from tally.publish import alerts
+
+        alerts.on_gate_failed(alerts.AlertSettings.from_env(SETTINGS.env),
+                              date.fromisoformat(context["ti"].xcom_pull(
+                                  task_ids="resolve_business_date")),
+                              str(context.get("exception")), context.get("run_id"))
+
+    # A failed invariant is a verdict, not a glitch: never retried; a person is told.
+    @task(retries=0, on_failure_callback=alert_gate_failed)
     def gate(business_date: str, run_id=None) -> dict:
         from tally import pipeline
 
@@ -114,11 +123,22 @@ def tally_daily():
 
         return pipeline.publish(SETTINGS, run_id, date.fromisoformat(business_date))
 
+    @task
+    def alert_if_needed(business_date: str, report: str) -> list[str]:
+        """Breaks above their limits, or sources missing for the day: tell a person."""
+        from tally.publish import alerts
+
+        config = alerts.AlertSettings.from_env(SETTINGS.env)
+        day = date.fromisoformat(business_date)
+        events = [alerts.check_breaks(SETTINGS, config, day),
+                  alerts.check_missing_sources(SETTINGS, config, day)]
+        return [event.title for event in events if event]
+
     business_date = resolve_business_date()
     loaded = load(business_date, land(business_date))
     verdict = gate(business_date)
     loaded >> transform >> verdict
-    publish(business_date, verdict)
+    alert_if_needed(business_date, publish(business_date, verdict))
 
 
 tally_daily()

@@ -38,9 +38,12 @@ def test_a_day_runs_end_to_end_and_again_with_the_same_result(clean, conn, s3, t
     breaks = storage.get_bytes(s3, settings.s3.published_bucket, f"daily/{DAY}/v0001/breaks.csv")
     assert len(breaks.decode("utf-8-sig").splitlines()) - 1 == conn.execute(
         "select count(*) from reporting.breaks where business_date = %s", (DAY,)).fetchone()[0]
-    assert published(settings, s3) == [f"daily/{DAY}/v0001/{name}" for name in
-                                       ("_manifest.json", "breaks.csv", "outcomes.csv",
-                                        "summary.csv")]
+    assert published(settings, s3) == [f"daily/{DAY}/v0001/{name}" for name in (
+        "_manifest.json", "balance_checks.csv", "balance_checks.parquet",
+        "breaks.csv", "breaks.parquet", "daily_summary.csv", "daily_summary.parquet",
+        "matches.csv", "matches.parquet", "outcomes.csv", "outcomes.parquet",
+        f"report_{DAY}.html", f"report_{DAY}.xlsx", "status_corrections.csv",
+        "status_corrections.parquet", "suspense.csv", "suspense.parquet")]
 
     raw_rows = conn.execute("select count(*) from raw.platform_ledger").fetchone()[0]
     # Delivered again, as `make demo` does: the same bytes are duplicates, not loaded twice.

@@ -143,3 +143,8 @@
     select * from all_pairs
     ) as waterfall_{{ name }}
 {%- endmacro %}
+
+{# The opposite reconciliation side of a row, as an expression usable as a hash-join key. #}
+{% macro other_side(alias) -%}
+    (case when {{ alias }}.recon_side = 'left' then 'right' else 'left' end)
+{%- endmacro %}

@@ -11,9 +11,12 @@ from tally.services import postgres
 
 
 def prepare(settings: Settings) -> None:
-    """Create Tally's control and raw tables (idempotent)."""
+    """Create Tally's control and raw tables and the BI tools' read-only role (idempotent)."""
+    from tally import roles
+
     with postgres.connect(settings, autocommit=True) as conn:
         warehouse.ensure_schema(conn, sources.load_all(settings))
+        roles.ensure_bi_role(conn)
 
 
 def land_day(settings: Settings, business_date: date) -> dict:

@@ -6,6 +6,7 @@
     incremental_strategy='delete+insert',
     unique_key='as_of_date',
     full_refresh=false,
+    post_hook="analyze {{ this }}",
 ) }}
 {%- set config = recon_config() %}
 

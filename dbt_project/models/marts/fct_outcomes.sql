@@ -9,25 +9,26 @@
     incremental_strategy='delete+insert',
     unique_key='as_of_date',
     full_refresh=false,
+    post_hook="analyze {{ this }}",
 ) }}
 {%- set config = recon_config() %}
 {%- set ages = config.get('suspense_days', {}) %}
 
-with scope as (
+with scope as not materialized (
     select * from {{ ref('int_recon__scope') }}
 ),
 
-matches as (
+matches as not materialized (
     select * from {{ ref('fct_matches') }} where as_of_date <= {{ as_of() }}
 ),
 
-matched_before as (
+matched_before as not materialized (
     select project, left_key as transaction_key from matches where as_of_date < {{ as_of() }}
     union
     select project, right_key from matches where as_of_date < {{ as_of() }}
 ),
 
-open_rows as (
+open_rows as not materialized (
     select * from scope
     where not exists (
         select 1 from matched_before as m
@@ -35,14 +36,14 @@ open_rows as (
     )
 ),
 
-matched_keys as (
+matched_keys as not materialized (
     select project, left_key as transaction_key from matches
     union
     select project, right_key from matches
 ),
 
 -- Today's pairs seen from each side; a group's one right row stands for several left rows.
-matched_today as (
+matched_today as not materialized (
     select project, left_key as transaction_key, right_key as counterpart_key, rule, pass,
            amount_difference_minor,
            abs(left_business_date - right_business_date) > expected_days_apart as across_dates,
@@ -57,7 +58,7 @@ matched_today as (
     group by project, right_key
 ),
 
-unmatched as (
+unmatched as not materialized (
     select open_rows.* from open_rows
     where not exists (
         select 1 from matched_today as m
@@ -67,7 +68,7 @@ unmatched as (
 
 -- The nearest row with the same reference (the project's explain key) on the other side,
 -- whatever its state.
-same_reference as (
+same_reference as not materialized (
     select
         u.project,
         u.transaction_key,
@@ -81,14 +82,15 @@ same_reference as (
         ) as nearness
     from unmatched as u
     inner join scope as c
-        on c.project = u.project and c.recon_side <> u.recon_side
+        -- the other side as an equality: a hash join key, even when thousands share a key
+        on c.project = u.project and c.recon_side = {{ other_side('u') }}
         and c.match_ref = u.match_ref and c.direction = u.direction
     left join matched_keys as mk
         on mk.project = c.project and mk.transaction_key = c.transaction_key
 ),
 
 -- Else the nearest unmatched row of the same amount on the other side.
-same_amount as (
+same_amount as not materialized (
     select
         u.project,
         u.transaction_key,
@@ -100,12 +102,12 @@ same_amount as (
         ) as nearness
     from unmatched as u
     inner join unmatched as c
-        on c.project = u.project and c.recon_side <> u.recon_side
+        on c.project = u.project and c.recon_side = {{ other_side('u') }}
         and c.amount_minor = u.amount_minor and c.currency = u.currency
         and c.direction = u.direction
 ),
 
-classified as (
+classified as not materialized (
     select
         u.*,
         {{ as_of() }} - u.business_date as age_days,
@@ -127,7 +129,7 @@ classified as (
         on a.project = u.project and a.transaction_key = u.transaction_key and a.nearness = 1
 ),
 
-unmatched_outcomes as (
+unmatched_outcomes as not materialized (
     select
         classified.*,
         case

@@ -1,0 +1,342 @@
+"""Publishing on the real services: every output agrees with the reporting views, versions are
+atomic for readers and never overwritten, and the HTML report renders offline in Chromium."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import struct
+import subprocess
+from datetime import timedelta
+from decimal import Decimal
+
+import openpyxl
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from tally import pipeline, storage, transform
+from tally.publish import reports
+from tests.conftest import reset
+from tests.test_transform import DAY, load_generated
+
+RUN = "run-publish"
+DAYS = [DAY - timedelta(days=2), DAY - timedelta(days=1), DAY]
+
+
+@pytest.fixture(scope="module")
+def built(settings):
+    """Three generated days (so the match-rate chart has a history), gate passed for DAY."""
+    reset(settings)
+    for day in DAYS:
+        load_generated(settings, scale=150, seed=20, day=day)
+        transform.build(settings, day)
+    pipeline.start_run(settings, RUN, DAY)
+    pipeline.check_gate(settings, RUN, DAY)
+    return settings
+
+
+@pytest.fixture
+def zone(built, s3):
+    """An empty published zone for each test."""
+    bucket = built.s3.published_bucket
+    for key in storage.list_keys(s3, bucket, ""):
+        s3.delete_object(Bucket=bucket, Key=key)
+    return bucket
+
+
+def keys(s3, bucket, prefix=""):
+    return sorted(storage.list_keys(s3, bucket, prefix))
+
+
+def view_totals(conn, view):
+    """Rows and per-currency sum of amount_minor of a reporting view for DAY."""
+    rows = conn.execute(f"select count(*) from reporting.{view} where business_date = %s",
+                        (DAY,)).fetchone()[0]
+    sums = dict(conn.execute(
+        f"select currency, sum(amount_minor)::bigint from reporting.{view}"
+        " where business_date = %s group by currency", (DAY,)).fetchall())
+    return rows, sums
+
+
+def sheet_table(ws):
+    """A table sheet read back: header, then rows as dicts by header."""
+    rows = list(ws.iter_rows(values_only=True))
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+def minor_sums(rows, amount="金额 / Amount", currency="币种 / Currency"):
+    """Sums of workbook amounts back in minor units (CNY: 2 decimals), exactly."""
+    sums = {}
+    for row in rows:
+        value = Decimal(str(row[amount])) * 100
+        assert value == value.to_integral_value()
+        sums[row[currency]] = sums.get(row[currency], 0) + int(value)
+    return sums
+
+
+def test_a_clean_day_publishes_every_output_and_they_agree_with_the_views(built, conn, s3, zone):
+    uri = pipeline.publish(built, RUN, DAY)
+    prefix = f"daily/{DAY}/v0001/"
+    assert uri == f"s3://{zone}/{prefix}"
+    views = ["breaks", "daily_summary", "matches", "outcomes", "status_corrections", "suspense"]
+    balance = has_balance_checks(conn)
+    views += ["balance_checks"] if balance else []
+    expected = sorted([prefix + "_manifest.json", prefix + f"report_{DAY}.html",
+                       prefix + f"report_{DAY}.xlsx",
+                       *(prefix + f"{v}.{ext}" for v in views for ext in ("csv", "parquet"))])
+    assert keys(s3, zone) == expected  # and nothing left under the staging prefix
+
+    manifest = json.loads(storage.get_bytes(s3, zone, prefix + "_manifest.json"))
+    run = conn.execute("select code_version, rules_digest from tally.runs where run_id = %s",
+                       (RUN,)).fetchone()
+    assert (manifest["version"], manifest["run_id"]) == (1, RUN)
+    assert (manifest["code_version"], manifest["rules_digest"]) == run
+    assert manifest["gate"]["passed"] is True
+    assert sorted((i["file_id"], i["sha256"]) for i in manifest["inputs"]) == sorted(
+        conn.execute("select file_id, sha256 from tally.files where status = 'loaded'"
+                     " and business_date <= %s", (DAY,)).fetchall())
+    assert sorted(o["key"] for o in manifest["outputs"]) == [k for k in expected
+                                                             if not k.endswith(".json")]
+    for output in manifest["outputs"]:
+        body = storage.get_bytes(s3, zone, output["key"])
+        assert (hashlib.sha256(body).hexdigest(), len(body)) == (output["sha256"],
+                                                                 output["bytes"])
+
+    for view in views:
+        columns = [r[0] for r in conn.execute(
+            "select column_name from information_schema.columns where table_schema ="
+            " 'reporting' and table_name = %s order by ordinal_position", (view,)).fetchall()]
+        rows = conn.execute(f"select count(*) from reporting.{view} where business_date = %s",
+                            (DAY,)).fetchone()[0]
+        table = pq.read_table(io.BytesIO(storage.get_bytes(s3, zone, f"{prefix}{view}.parquet")))
+        assert table.column_names == columns and table.num_rows == rows
+        text = storage.get_bytes(s3, zone, f"{prefix}{view}.csv").decode("utf-8-sig")
+        extract = list(csv.DictReader(io.StringIO(text)))
+        assert len(extract) == rows
+        for column in (c for c in columns if c.endswith("_minor")):
+            total = conn.execute(f"select coalesce(sum({column}), 0)::bigint from"
+                                 f" reporting.{view} where business_date = %s",
+                                 (DAY,)).fetchone()[0]
+            assert str(table.schema.field(column).type) == "int64"
+            assert (pc.sum(table[column]).as_py() or 0) == total
+            assert sum(int(r[column]) for r in extract if r[column]) == total
+            # The decimal text column next to it is the same money, exactly.
+            decimal = column[: -len("_minor")]
+            assert sum(Decimal(r[decimal]) for r in extract if r[decimal]) * 100 == total
+    assert rows > 0 and view_totals(conn, "breaks")[0] > 0
+
+    book = openpyxl.load_workbook(io.BytesIO(storage.get_bytes(s3, zone,
+                                                               f"{prefix}report_{DAY}.xlsx")))
+    assert book.sheetnames == ["汇总 Summary", "差异 Breaks", "挂账 Suspense",
+                               "挂账账龄 Suspense ageing", "状态更正 Status corrections",
+                               *(["余额核对 Balance checks"] if balance else [])]
+    for sheet, view in [("差异 Breaks", "breaks"), ("挂账 Suspense", "suspense"),
+                        ("状态更正 Status corrections", "status_corrections")]:
+        ws = book[sheet]
+        table = sheet_table(ws)
+        count, sums = view_totals(conn, view)
+        assert len(table) == count
+        assert minor_sums(table) == sums
+        assert ws.freeze_panes == "A2"
+        assert ws["A1"].font.bold
+        amount_at = [c.value for c in ws[1]].index("金额 / Amount") + 1
+        if count:
+            cell = ws.cell(row=2, column=amount_at)
+            assert isinstance(cell.value, int | float) and cell.number_format.startswith(
+                "#,##0.00")
+    breaks = sheet_table(book["差异 Breaks"])
+    assert "差异类型 / Break type" in breaks[0]
+    assert {r["差异类型 / Break type"] for r in breaks} <= {
+        f"{zh} {en}" for zh, en in conn.execute(
+            "select label_zh, label_en from reporting.breaks").fetchall()}
+    # Ageing buckets account for every suspense row and amount.
+    ageing = sheet_table(book["挂账账龄 Suspense ageing"])
+    count, sums = view_totals(conn, "suspense")
+    assert sum(r["笔数 / Count"] for r in ageing) == count
+    assert minor_sums(ageing) == sums
+    # The summary table is the daily_summary view.
+    summary = list(book["汇总 Summary"].iter_rows(values_only=True))
+    head = summary.index(next(r for r in summary if r[0] == "对账项目 / Project"))
+    assert book["汇总 Summary"].freeze_panes == f"A{head + 2}"
+    in_sheet = {(r[0], r[1]): (r[2], r[3], int(Decimal(str(r[8])) * 100))
+                for r in summary[head + 1:] if r[0] != "合计 Total"}
+    assert in_sheet == {(p, c): (n, m, b) for p, c, n, m, b in conn.execute(
+        "select project, currency, row_count, matched_count, break_amount_minor"
+        " from reporting.daily_summary where business_date = %s", (DAY,)).fetchall()}
+
+
+def test_publishing_again_creates_the_next_version_and_never_overwrites(built, s3, zone):
+    first = pipeline.publish(built, RUN, DAY)
+    before = {k: storage.get_bytes(s3, zone, k) for k in keys(s3, zone)}
+    second = pipeline.publish(built, RUN, DAY)
+    assert (first, second) == (f"s3://{zone}/daily/{DAY}/v0001/",
+                               f"s3://{zone}/daily/{DAY}/v0002/")
+    assert {k: storage.get_bytes(s3, zone, k) for k in before} == before
+    assert reports.complete_versions(s3, zone, DAY) == [1, 2]
+    assert reports.latest_manifest(s3, zone, DAY)["version"] == 2
+    # Same day, same data: the extracts are the same bytes in both versions.
+    for name in ("outcomes.csv", "breaks.parquet"):
+        assert storage.get_bytes(s3, zone, f"daily/{DAY}/v0002/{name}") == \
+            before[f"daily/{DAY}/v0001/{name}"]
+    assert keys(s3, zone, "_staging/") == []
+
+
+def test_a_reader_sees_a_version_only_once_its_manifest_exists(built, conn, s3, zone,
+                                                               monkeypatch):
+    seen = {}
+    put = storage.put_if_absent
+
+    def spy(client, bucket, key, body, **extra):
+        if key.endswith("/_manifest.json"):
+            # The moment before the manifest: every output is in place, yet not complete.
+            seen["keys"] = keys(s3, bucket, f"daily/{DAY}/")
+            seen["complete"] = reports.complete_versions(s3, bucket, DAY)
+            seen["latest"] = reports.latest_manifest(s3, bucket, DAY)
+        return put(client, bucket, key, body, **extra)
+
+    monkeypatch.setattr(storage, "put_if_absent", spy)
+    pipeline.publish(built, RUN, DAY)
+    assert f"daily/{DAY}/v0001/report_{DAY}.xlsx" in seen["keys"]
+    assert len(seen["keys"]) == 2 + 2 * len(reports.existing_views(conn))
+    assert seen["complete"] == [] and seen["latest"] is None
+    assert reports.complete_versions(s3, zone, DAY) == [1]
+
+
+def test_a_publication_that_dies_midway_stays_invisible(built, s3, zone, monkeypatch):
+    put = storage.put_if_absent
+    promoted = []
+
+    def failing(client, bucket, key, body, **extra):
+        if key.startswith("daily/"):
+            promoted.append(key)
+            if len(promoted) == 3:
+                raise ConnectionError("the network went away")
+        return put(client, bucket, key, body, **extra)
+
+    monkeypatch.setattr(storage, "put_if_absent", failing)
+    with pytest.raises(ConnectionError):
+        pipeline.publish(built, RUN, DAY)
+    assert len(keys(s3, zone, f"daily/{DAY}/v0001/")) == 2
+    assert reports.complete_versions(s3, zone, DAY) == []
+    assert keys(s3, zone, "_staging/") == []  # staging is cleaned up even on failure
+
+    monkeypatch.setattr(storage, "put_if_absent", put)
+    assert pipeline.publish(built, RUN, DAY).endswith("/v0002/")
+    assert reports.complete_versions(s3, zone, DAY) == [2]
+
+
+def has_balance_checks(conn):
+    return conn.execute("select to_regclass('reporting.balance_checks')").fetchone()[0]
+
+
+def test_the_balance_checks_view_is_published_when_it_exists(built, conn, s3, zone):
+    """With the dbt model if the project has it; else with a stand-in view of the same kind."""
+    stand_in = not has_balance_checks(conn)
+    if stand_in:
+        conn.execute(
+            "create view reporting.balance_checks as select business_date, 'platform_vs_bank'"
+            " as check_type, project as subject, currency, matched_amount_minor +"
+            " break_amount_minor as expected_minor, matched_amount_minor as actual_minor,"
+            " break_amount_minor as difference_minor, break_count = 0 as passed"
+            " from reporting.daily_summary")
+    try:
+        pipeline.publish(built, RUN, DAY)
+        prefix = f"daily/{DAY}/v0001/"
+        assert {prefix + "balance_checks.csv", prefix + "balance_checks.parquet"} <= set(
+            keys(s3, zone))
+        book = openpyxl.load_workbook(io.BytesIO(storage.get_bytes(
+            s3, zone, f"{prefix}report_{DAY}.xlsx")))
+        assert book.sheetnames[-1] == "余额核对 Balance checks"
+        table = sheet_table(book["余额核对 Balance checks"])
+        count = conn.execute("select count(*) from reporting.balance_checks"
+                             " where business_date = %s", (DAY,)).fetchone()[0]
+        assert len(table) == count > 0
+        for column, title in [("expected_minor", "应有金额 / Expected"),
+                              ("actual_minor", "实际金额 / Actual"),
+                              ("difference_minor", "差额 / Difference")]:
+            assert minor_sums([r for r in table if r[title] is not None], amount=title) == dict(
+                conn.execute(f"select currency, sum({column})::bigint from"
+                             f" reporting.balance_checks where business_date = %s"
+                             f" and {column} is not null group by currency",
+                             (DAY,)).fetchall())
+        assert {r["通过 / Passed"] for r in table} <= {"是 Yes", "否 No"}
+        html = storage.get_bytes(s3, zone, f"{prefix}report_{DAY}.html").decode()
+        assert "余额核对 Balance checks" in html
+    finally:
+        if stand_in:
+            conn.execute("drop view reporting.balance_checks")
+
+
+# The HTML report in a real browser ---------------------------------------------------------
+
+def chromium() -> str:
+    """Debian's chromium; installed when missing and we may (as the PostgreSQL fixture does)."""
+    found = shutil.which("chromium")
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+        found = shutil.which("chromium")
+    if not found:
+        pytest.fail("Debian's chromium is needed: apt-get install chromium")
+    return found
+
+
+def screenshot(page, png, tmp_path):
+    """Render a file headless; return the URLs the page itself asked the network for."""
+    net_log = tmp_path / f"{png.stem}-net.json"
+    subprocess.run([
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-default-apps", "--no-pings",
+        # No name resolves: not even the browser's own background calls leave the machine.
+        "--host-resolver-rules=MAP * ^NOTFOUND",
+        f"--user-data-dir={tmp_path / (png.stem + '-profile')}", f"--log-net-log={net_log}",
+        f"--screenshot={png}", "--window-size=1280,2000", page.as_uri(),
+    ], check=True, capture_output=True, timeout=120)
+    log = json.loads(net_log.read_text())
+    names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    # Requests a page makes carry its origin as initiator ("null" for a file); the browser's
+    # own housekeeping has none ("not an origin").
+    return [e["params"]["url"] for e in log["events"]
+            if names[e["type"]] == "URL_REQUEST_START_JOB" and "url" in e.get("params", {})
+            and e["params"].get("initiator") != "not an origin"]
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_the_html_report_renders_offline_in_headless_chromium(built, conn, s3, zone, tmp_path):
+    pipeline.publish(built, RUN, DAY)
+    html = storage.get_bytes(s3, zone, f"daily/{DAY}/v0001/report_{DAY}.html").decode()
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html and "url(" not in html and " src=" not in html
+    # The charts are inline SVG drawn from the views: one point per project and recent day.
+    points = conn.execute("select count(distinct (business_date, project)) from"
+                          " reporting.daily_summary where business_date between %s and %s",
+                          (DAY - timedelta(days=reports.HISTORY_DAYS - 1), DAY)).fetchone()[0]
+    assert html.count("<circle") == points > len(DAYS)
+    assert html.count("<polyline") >= 2
+    assert "差异类型与金额 Breaks by type and amount" in html and "挂账账龄" in html
+
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    png = tmp_path / "report.png"
+    assert screenshot(page, png, tmp_path) == []
+    assert png_size(png) == (1280, 2000)
+    assert png.stat().st_size > 20_000
+
+    # The request detector above does see a page that fetches from the network.
+    control = tmp_path / "control.html"
+    control.write_text('<link rel="stylesheet" href="https://fonts.example.com/a.css">'
+                       '<img src="http://cdn.example.com/x.png">')
+    assert sorted(screenshot(control, tmp_path / "control.png", tmp_path)) == [
+        "http://cdn.example.com/x.png", "https://fonts.example.com/a.css"]
