@@ -39,7 +39,7 @@ def test_daily_dag_shape(dagbag):
     ids = set(dag.task_ids)
     assert {"resolve_business_date", "land", "load", "gate", "publish"} <= ids
     dbt_tasks = {t for t in ids if t.startswith("transform.")}
-    assert "transform.fct_reconciliation_outcomes_model_build" in dbt_tasks
+    assert "transform.fct_outcomes_model_build" in dbt_tasks
     # publish runs only downstream of the gate, and the gate only after every dbt model.
     assert "gate" in dag.get_task("publish").upstream_task_ids
     assert dag.get_task("gate").retries == 0

@@ -209,7 +209,8 @@ def extract_parquet(view: View) -> bytes:
 
 def render_outputs(day: DayReport) -> dict[str, bytes]:
     """Every file of a publication, by name: workbook, HTML report, one CSV and Parquet per view."""
-    from tally.publish import excel, html
+    from tally.publish import excel
+    from tally.publish import html_report as html
 
     stamp = day.business_date.isoformat()
     outputs = {f"report_{stamp}.xlsx": excel.workbook(day),
