@@ -217,3 +217,4 @@ def test_a_balance_nobody_can_explain_fails_its_check(two_days, conn):
             " and account = (select min(account) from raw.platform_balances"
             " where account_type = 'bank_mirror')")
         transform.build(settings, D2)
+

@@ -82,26 +82,36 @@
         select left_key, right_key, amount_difference_minor, minutes_apart
         from ranked where left_rank = 1 and right_rank = 1
     {%- elif rule['kind'] == 'group' -%}
+        {#- many-to-one by default (many left rows, one right row); group_side: right makes it
+            one-to-many (one left row, many right rows) -#}
         {%- set key = rule['group_key'] -%}
+        {%- set many_right = rule.get('group_side', 'left') == 'right' -%}
+        {%- set many_rows = right_rows if many_right else left_rows -%}
+        {%- set one_rows = left_rows if many_right else right_rows -%}
+        {%- set many_amount = rule.get('right_amount' if many_right else 'left_amount', 'signed_amount_minor') -%}
+        {%- set one_amount = rule.get('left_amount' if many_right else 'right_amount', 'signed_amount_minor') -%}
         with groups as (
-            select {{ key }} as group_key, sum({{ rule.get('left_amount', 'signed_amount_minor') }}) as group_amount,
+            select {{ key }} as group_key, sum({{ many_amount }}) as group_amount,
                    max(event_at) as last_event_at
-            from {{ left_rows }} where {{ key }} is not null group by {{ key }}
+            from {{ many_rows }} where {{ key }} is not null group by {{ key }}
         ),
         targets as (
-            select *, row_number() over (partition by {{ key }} order by event_at, transaction_key) as occurrence
-            from {{ right_rows }} where {{ key }} is not null
+            select *, {{ one_amount }} as target_amount,
+                   row_number() over (partition by {{ key }} order by event_at, transaction_key) as occurrence
+            from {{ one_rows }} where {{ key }} is not null
         ),
         paired as (
-            select g.group_key, t.transaction_key as right_key,
-                   t.signed_amount_minor - g.group_amount as amount_difference_minor,
+            select g.group_key, t.transaction_key as one_key,
+                   {% if many_right %}g.group_amount - t.target_amount{% else %}t.target_amount - g.group_amount{% endif %}
+                       as amount_difference_minor,
                    {{ minutes_apart('g.last_event_at', 't.event_at') }} as minutes_apart
             from groups as g inner join targets as t
                 on t.{{ key }} = g.group_key and t.occurrence = 1
-            where abs(t.signed_amount_minor - g.group_amount) <= {{ rule.get('amount_tolerance_minor', 0) }}
+            where abs(t.target_amount - g.group_amount) <= {{ rule.get('amount_tolerance_minor', 0) }}
         )
-        select l.transaction_key as left_key, p.right_key, p.amount_difference_minor, p.minutes_apart
-        from paired as p inner join {{ left_rows }} as l on l.{{ key }} = p.group_key
+        select {% if many_right %}p.one_key as left_key, many.transaction_key as right_key{% else %}many.transaction_key as left_key, p.one_key as right_key{% endif %},
+               p.amount_difference_minor, p.minutes_apart
+        from paired as p inner join {{ many_rows }} as many on many.{{ key }} = p.group_key
     {%- else -%}
         {{ exceptions.raise_compiler_error("unknown rule kind " ~ rule['kind']) }}
     {%- endif -%}

@@ -38,7 +38,8 @@ def cmd_services(args) -> int:
 def cmd_generate(args) -> int:
     from tally import generate
 
-    day = generate.generate_day(args.date, args.scale, Path(args.out), seed=args.seed)
+    day = generate.generate_day(args.date, args.scale, Path(args.out), seed=args.seed,
+                                late=tuple(args.late))
     for name, path in day.files.items():
         print(f"{name}: {path}")
     print(f"labels: {day.labels}")
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=1000, help="platform transactions")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--late", action="append", default=[], metavar="SOURCE",
+                   help="hold this source's file back (written under OUT/late/) as a late file")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run the daily DAG for a business date (airflow dags test)")

@@ -569,13 +569,22 @@ def render(day: Day) -> dict[str, tuple[str, bytes]]:
     return files
 
 
-def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7) -> GeneratedDay:
-    """Write the day's files under out_dir/<source>/<date>/ and labels under out_dir/labels/."""
+def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7,
+                 late: tuple[str, ...] = ()) -> GeneratedDay:
+    """Write the day's files under out_dir/<source>/<date>/ and labels under out_dir/labels/.
+    Sources named in `late` are written under out_dir/late/<source>/<date>/ instead: files
+    delivered after their day ran, to be dropped in the inbox later."""
     day = build_day(business_date, scale, seed)
     out_dir = Path(out_dir)
     written = {}
+    late_files = []
     for key, (name, data) in render(day).items():
-        folder = out_dir / key.split(":")[0] / business_date.isoformat()
+        source = key.split(":")[0]
+        folder = (out_dir / "late" if source in late else out_dir) / source / \
+            business_date.isoformat()
+        if source in late:
+            late_files.append({"type": "late_file", "source": source,
+                               "file": str(folder / name)})
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
         written[key] = folder / name
@@ -586,7 +595,7 @@ def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7) 
                  "platform_custody_flows": len(day.custody_flows),
                  "platform_settlement": len(day.settlement),
                  "platform_balances": len(day.balances)},
-        "discrepancies": day.discrepancies,
+        "discrepancies": day.discrepancies + late_files,
     }
     labels_path = out_dir / "labels" / f"{business_date.isoformat()}.json"
     labels_path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,13 +42,16 @@ matched_keys as not materialized (
     select project, right_key from matches
 ),
 
--- Today's pairs seen from each side; a group's one right row stands for several left rows.
+-- Today's pairs seen from each side; a group's one row stands for several on the other side.
 matched_today as not materialized (
-    select project, left_key as transaction_key, right_key as counterpart_key, rule, pass,
-           amount_difference_minor,
-           abs(left_business_date - right_business_date) > expected_days_apart as across_dates,
-           left_status = 'processing' and right_status = 'success' as status_corrected
+    select project, left_key as transaction_key, min(right_key) as counterpart_key,
+           min(rule) as rule, min(pass) as pass,
+           min(amount_difference_minor) as amount_difference_minor,
+           bool_or(abs(left_business_date - right_business_date) > expected_days_apart)
+               as across_dates,
+           bool_or(left_status = 'processing' and right_status = 'success') as status_corrected
     from matches where as_of_date = {{ as_of() }}
+    group by project, left_key
     union all
     select project, right_key, min(left_key), min(rule), min(pass),
            min(amount_difference_minor),
