@@ -1,16 +1,6 @@
 -- Bank statement bookings from CSV exports, typed, one row per booking.
-with loaded_files as (
-    select file_id, business_date
-    from {{ source('tally', 'files') }}
-    where status = 'loaded'
-),
-
-bookings as (
-    select
-        bookings.*,
-        loaded_files.business_date
-    from {{ source('raw', 'bank_csv') }} as bookings
-    inner join loaded_files using (file_id)
+with bookings as (
+    {{ loaded_rows('raw', 'bank_csv') }}
 ),
 
 numbered as (

@@ -1,14 +1,6 @@
 -- Users' recharges and withdrawals as the platform records them, typed.
-with loaded_files as (
-    select file_id, business_date
-    from {{ source('tally', 'files') }}
-    where status = 'loaded'
-),
-
-flows as (
-    select flows.*, loaded_files.business_date
-    from {{ source('raw', 'platform_custody_flows') }} as flows
-    inner join loaded_files using (file_id)
+with flows as (
+    {{ loaded_rows('raw', 'platform_custody_flows') }}
 ),
 
 numbered as (

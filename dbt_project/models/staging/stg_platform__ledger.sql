@@ -1,16 +1,6 @@
 -- The platform's ledger, one row per ledger entry of a loaded file, typed.
-with loaded_files as (
-    select file_id, business_date
-    from {{ source('tally', 'files') }}
-    where status = 'loaded'
-),
-
-ledger as (
-    select
-        ledger.*,
-        loaded_files.business_date
-    from {{ source('raw', 'platform_ledger') }} as ledger
-    inner join loaded_files using (file_id)
+with ledger as (
+    {{ loaded_rows('raw', 'platform_ledger') }}
 ),
 
 numbered as (

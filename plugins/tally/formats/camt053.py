@@ -23,7 +23,7 @@ import pandas as pd
 from lxml import etree
 
 from tally.formats import FormatError, Parsed
-from tally.formats.common import decode, finish_source, finish_table
+from tally.formats.common import decode, finish_source, finish_table, records_frame
 
 NAMESPACE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})$")
 DIRECTIONS = {"CRDT": "credit", "DBIT": "debit"}
@@ -134,39 +134,19 @@ def read(data: bytes, config, file_name: str) -> tuple[Parsed, dict]:
                 row_meta.append((s_index, seq))
     if not statements:
         raise FormatError(file_name, "camt.053 message without <Stmt>", message.sourceline)
-    frame = _frame(rows, config.columns)
+    frame = records_frame(rows, config.columns)
     # A minified XML puts every entry on line 1: rows are still told apart by their
     # statement and entry sequence (and by record number in the raw tables).
     parsed = Parsed(
-        rows=_finish_rows(frame, config, file_name),
+        rows=finish_source(frame, config, file_name, allow_empty=True),
         tables={"statements": finish_table(
-            _frame(statements, config.tables["statements"].columns),
+            records_frame(statements, config.tables["statements"].columns),
             config, "statements", file_name)},
         encoding=encoding,
     )
     meta = {"rows": pd.DataFrame(row_meta, columns=["statement", "entry"]),
             "statements": stmt_meta}
     return parsed, meta
-
-
-def _finish_rows(frame: pd.DataFrame, config, file_name: str) -> pd.DataFrame:
-    """finish_source(), except that statements without entries are no error: their balances
-    are still the day's evidence (an idle account)."""
-    if not frame.empty:
-        return finish_source(frame, config, file_name)
-    columns = {"line_no": "int64", **{name: "object" for name in config.columns},
-               **{f"{name}_minor": "int64" for name in config.amounts},
-               **{f"{name}_inexact": "bool" for name, spec in config.amounts.items()
-                  if spec.excess_precision == "flag"}}
-    return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})[
-        ["line_no", *config.raw_columns]]
-
-
-def _frame(records: list[dict], columns) -> pd.DataFrame:
-    """Text columns (absent values empty) plus line_no, in the configuration's order."""
-    frame = pd.DataFrame(records, columns=["line_no", *columns], dtype=object)
-    frame["line_no"] = frame["line_no"].astype("int64")
-    return frame.fillna("")
 
 
 def _amount(doc: _Doc, element, path: str) -> tuple[str, str]:

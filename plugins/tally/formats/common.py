@@ -105,8 +105,24 @@ def finish(rows: pd.DataFrame, columns, required, allowed_values, amounts,
     return rows
 
 
-def finish_source(rows: pd.DataFrame, config, file_name: str) -> pd.DataFrame:
-    """finish() for a source's main rows, returning exactly line_no + config.raw_columns."""
+def records_frame(records: list[dict], columns) -> pd.DataFrame:
+    """Text columns (absent values empty) plus line_no, in the configuration's order."""
+    frame = pd.DataFrame(records, columns=["line_no", *columns], dtype=object)
+    frame["line_no"] = frame["line_no"].astype("int64")
+    return frame.fillna("")
+
+
+def finish_source(rows: pd.DataFrame, config, file_name: str,
+                  allow_empty: bool = False) -> pd.DataFrame:
+    """finish() for a source's main rows, returning exactly line_no + config.raw_columns.
+    allow_empty: no rows is no error (a statement of an idle account still has balances)."""
+    if rows.empty and allow_empty:
+        columns = {"line_no": "int64", **{name: "object" for name in config.columns},
+                   **{f"{name}_minor": "int64" for name in config.amounts},
+                   **{f"{name}_inexact": "bool" for name, spec in config.amounts.items()
+                      if spec.excess_precision == "flag"}}
+        empty = pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
+        return empty[["line_no", *config.raw_columns]]
     done = finish(rows, config.columns, config.required, config.allowed_values, config.amounts,
                   file_name, config.timestamps)
     return done[["line_no", *config.raw_columns]].reset_index(drop=True)

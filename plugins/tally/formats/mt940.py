@@ -26,7 +26,7 @@ import pandas as pd
 
 from tally import money
 from tally.formats import FormatError, Parsed
-from tally.formats.common import decode, finish_source, finish_table
+from tally.formats.common import decode, finish_source, finish_table, records_frame
 
 TAG = re.compile(r"^:(?P<tag>\d{2}[A-Z]?|NS):(?P<value>.*)$")
 STATEMENT_TAGS = {"20", "21", "25", "28", "28C", "60F", "60M", "61", "86", "62F", "62M", "64",
@@ -220,26 +220,6 @@ def _read_statement(stmt: _Statement, file_name: str, join: str) -> tuple[dict, 
     return row, entries, closing["line"]
 
 
-def _finish_rows(frame: pd.DataFrame, config, file_name: str) -> pd.DataFrame:
-    """finish_source(), except that statements without entries are no error: their balances
-    are still the day's evidence (an idle account)."""
-    if not frame.empty:
-        return finish_source(frame, config, file_name)
-    columns = {"line_no": "int64", **{name: "object" for name in config.columns},
-               **{f"{name}_minor": "int64" for name in config.amounts},
-               **{f"{name}_inexact": "bool" for name, spec in config.amounts.items()
-                  if spec.excess_precision == "flag"}}
-    return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})[
-        ["line_no", *config.raw_columns]]
-
-
-def _frame(records: list[dict], columns) -> pd.DataFrame:
-    """Text columns (absent values empty) plus line_no, in the configuration's order."""
-    frame = pd.DataFrame(records, columns=["line_no", *columns], dtype=object)
-    frame["line_no"] = frame["line_no"].astype("int64")
-    return frame.fillna("")
-
-
 def read(data: bytes, config, file_name: str) -> tuple[Parsed, dict]:
     """Rows and statements, typed but not yet self-checked (parse() checks them)."""
     text, encoding = decode(data, config.encoding, file_name)
@@ -255,11 +235,11 @@ def read(data: bytes, config, file_name: str) -> tuple[Parsed, dict]:
         rows += entries
         owner += [index] * len(entries)
         closing_lines.append(closing_line)
-    frame = _frame(rows, config.columns)
+    frame = records_frame(rows, config.columns)
     parsed = Parsed(
-        rows=_finish_rows(frame, config, file_name),
+        rows=finish_source(frame, config, file_name, allow_empty=True),
         tables={"statements": finish_table(
-            _frame(table, config.tables["statements"].columns),
+            records_frame(table, config.tables["statements"].columns),
             config, "statements", file_name)},
         encoding=encoding,
     )
