@@ -85,5 +85,6 @@ def test_a_day_whose_invariant_fails_publishes_nothing(clean, conn, s3, tmp_path
     assert summary["report"] is None
     assert published(settings, s3) == []
     text = log.read_text()
-    assert "Every open row has exactly one outcome in each of its projects" in text
+    assert "gate FAILED" in text
+    assert "No platform or channel row is matched twice" in text
     assert code != 0 or "state=failed" in text
