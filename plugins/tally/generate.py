@@ -21,11 +21,10 @@ import numpy as np
 import pandas as pd
 
 CURRENCY = "CNY"
-# Kinds of difference injected into generated days. The first six are break types reconciliation
-# must report; within_tolerance and no_reference must be matched by the rule the label names.
-DISCREPANCY_TYPES = ("missing_on_statement", "missing_on_platform", "amount_mismatch",
-                     "duplicate", "status_mismatch", "timing", "within_tolerance",
-                     "no_reference")
+# Labelled differences in a generated day: the six break types (missing_on_statement,
+# missing_on_platform, amount_mismatch, duplicate, status_mismatch, timing) that reconciliation
+# must report; within_tolerance and no_reference, which the rule named in the label must match;
+# and late_file, a file held back (generate_day(late=...)).
 # Bank transfers arrive on collection accounts, each exported in its bank's own format.
 COLLECTION_ACCOUNTS = {
     "6222020200112233445": "bank_csv",
@@ -292,7 +291,7 @@ def _operating_part(day: date, n: int, seed: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _settlement(day: date, platform: pd.DataFrame, bills: dict[str, pd.DataFrame], seed: int):
+def _settlement(day: date, platform: pd.DataFrame, seed: int):
     """The clearing file: each channel payment debits the buyer's fund account and credits the
     seller's, less the platform fee, which is credited to the platform's fee account."""
     rng = _rng(seed, day, "settlement")
@@ -421,7 +420,7 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
                 for a in sorted(bookings["account"].unique())}
 
     platform = pd.concat([*platform_parts, transfers, late_today], ignore_index=True)
-    settlement = _settlement(business_date, platform, bills, seed)
+    settlement = _settlement(business_date, platform, seed)
     mirrors = _mirrors(platform, custody, settle_rows, openings)
     balances = _balances(business_date, settlement, custody, seed, mirrors)
     return Day(business_date, platform, bills, bookings, openings, custody, settlement,

@@ -41,12 +41,11 @@ def find_bin_dir() -> Path:
     if candidates:
         return Path(candidates[-1]).parent
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        # No prompts; the variable is set for apt-get alone, nothing here reads the environment.
+        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+        subprocess.run([*apt, "update", "-qq"], check=True)
+        subprocess.run([*apt, "install", "-y", "-qq", "postgresql"], check=True,
+                       stdout=subprocess.DEVNULL)
         return find_bin_dir()
     raise RuntimeError(
         "No PostgreSQL server binaries found under /usr/lib/postgresql/*/bin. Install them "
