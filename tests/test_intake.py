@@ -8,6 +8,7 @@ from datetime import date
 import yaml
 
 from tally import config, generate, pipeline, storage
+from tally.samples import platform
 from tests.vendors.bank_server import BankServer
 
 DAY = date(2026, 11, 20)
@@ -23,7 +24,7 @@ def with_pulls(settings, tmp_path, pulls, **env):
 def test_a_configured_bank_pull_lands_and_loads_and_not_ready_is_reported(clean, tmp_path):
     day = generate.build_day(DAY, 200, seed=3)
     account = sorted(day.openings)[0]
-    statement = generate.bank_csv(day.bookings[day.bookings["account"] == account],
+    statement = platform.bank_csv(day.bookings[day.bookings["account"] == account],
                                   day.openings[account])
     with BankServer(token="t0ken") as bank:
         bank.statements[(account, DAY.isoformat())] = statement

@@ -24,7 +24,7 @@ import pytest
 from psycopg import sql
 
 from tally import config, formats, generate, landing, money, pipeline, sources, storage
-from tally.samples import alipay, camt053, cn_bank, mt940, wechatpay
+from tally.samples import alipay, camt053, cn_bank, mt940, platform, wechatpay
 
 DAY = date(2026, 11, 20)
 D = f"{DAY:%Y%m%d}"
@@ -81,12 +81,12 @@ def cmb_file() -> tuple[str, bytes]:
 @functools.cache
 def bank_csv_file() -> tuple[str, bytes]:
     rows, openings = bookings()
-    return f"bank_{D}.csv", generate.bank_csv(rows, openings[ACCOUNT])
+    return f"bank_{D}.csv", platform.bank_csv(rows, openings[ACCOUNT])
 
 
 @functools.cache
 def ledger_file() -> tuple[str, bytes]:
-    return f"platform_ledger_{D}.csv", generate.platform_ledger_csv(day())
+    return f"platform_ledger_{D}.csv", platform.ledger_csv(day().platform)
 
 
 @functools.cache

@@ -427,91 +427,11 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
                balances, labels)
 
 
-# ---- writing files ---------------------------------------------------------------------------
-
-def _text_minor(minor: pd.Series) -> pd.Series:
-    """Minor units to decimal text, vectorised (2-digit currencies only)."""
-    values = minor.astype("int64")
-    sign = np.where(values < 0, "-", "")
-    magnitude = values.abs()
-    return pd.Series(sign, index=values.index) + (magnitude // 100).astype(str) + "." + \
-        (magnitude % 100).astype(str).str.zfill(2)
-
-
-def _text_time(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
-
-
-def platform_ledger_csv(day: Day) -> bytes:
-    p = day.platform
-    frame = pd.DataFrame({
-        "txn_id": p["txn_id"], "merchant_order_no": p["merchant_order_no"],
-        "channel": p["channel"], "account": p["account"], "direction": p["direction"],
-        "amount": _text_minor(p["amount_minor"]), "currency": p["currency"],
-        "status": p["status"], "created_at": _text_time(p["created_at"]),
-        "completed_at": _text_time(p["completed_at"]),
-    })
-    return frame.to_csv(index=False).encode()
-
-
-def custody_flows_csv(day: Day) -> bytes:
-    f = day.custody_flows
-    frame = f.drop(columns=["amount_minor"]).assign(
-        amount=_text_minor(f["amount_minor"]), created_at=_text_time(f["created_at"]),
-        completed_at=_text_time(f["completed_at"]))
-    columns = ["serial_no", "user_fund_account", "flow_type", "amount", "currency", "status",
-               "bank_account", "created_at", "completed_at"]
-    return frame[columns].to_csv(index=False).encode()
-
-
-def settlement_csv(day: Day) -> bytes:
-    s = day.settlement
-    frame = pd.DataFrame({
-        "settlement_date": s["settlement_date"], "batch_no": s["batch_no"],
-        "user_fund_account": s["user_fund_account"], "debit_amount": _text_minor(s["debit"]),
-        "credit_amount": _text_minor(s["credit"]), "fee_amount": _text_minor(s["fee"]),
-        "currency": s["currency"]})
-    return frame.to_csv(index=False).encode()
-
-
-def balances_csv(day: Day) -> bytes:
-    b = day.balances
-    frame = b[["as_of_date", "account", "account_type", "currency"]].assign(
-        opening_balance=_text_minor(b["opening_balance"]),
-        closing_balance=_text_minor(b["closing_balance"]),
-        available_balance=_text_minor(b["available"]),
-        frozen_balance=_text_minor(b["frozen"]))
-    return frame.to_csv(index=False).encode()
-
-
-def bank_csv(bookings: pd.DataFrame, opening: int) -> bytes:
-    """The generic bank CSV export for one account (see docs/formats.md)."""
-    signed = np.where(bookings["direction"] == "credit", bookings["amount_minor"],
-                      -bookings["amount_minor"])
-    balance = pd.Series(opening + np.cumsum(signed), index=bookings.index)
-
-    def grouped(minor: pd.Series) -> pd.Series:
-        whole = (minor.abs() // 100).map("{:,}".format)
-        return np.where(minor < 0, "-", "") + whole + "." + (minor.abs() % 100).astype(
-            str).str.zfill(2)
-
-    amount = grouped(bookings["amount_minor"])
-    frame = pd.DataFrame({
-        "Account": bookings["account"],
-        "Value Date": pd.to_datetime(bookings["booked_at"]).dt.strftime("%Y-%m-%d"),
-        "Booking Time": pd.to_datetime(bookings["booked_at"]).dt.strftime("%H:%M:%S"),
-        "Bank Serial": bookings["bank_serial"], "Reference": bookings["reference"],
-        "Counterparty": bookings["counterparty"],
-        "Debit": np.where(bookings["direction"] == "debit", amount, ""),
-        "Credit": np.where(bookings["direction"] == "credit", amount, ""),
-        "Balance": grouped(balance), "Currency": bookings["currency"],
-    })
-    return frame.to_csv(index=False).encode()
-
+# ---- writing files: each format's renderer in tally.samples ---------------------------------
 
 def _bank_files(day: Day) -> dict[str, tuple[str, bytes]]:
     """One statement per bank account, in the format that account's bank exports."""
-    from tally.samples import camt053, cn_bank, mt940
+    from tally.samples import camt053, cn_bank, mt940, platform
 
     d = f"{day.business_date:%Y%m%d}"
     files = {}
@@ -520,7 +440,7 @@ def _bank_files(day: Day) -> dict[str, tuple[str, bytes]]:
         rows = rows.reset_index(drop=True)
         tail = account[-4:]
         if source == "bank_csv":
-            name, data = f"bank_{tail}_{d}.csv", bank_csv(rows, day.openings[account])
+            name, data = f"bank_{tail}_{d}.csv", platform.bank_csv(rows, day.openings[account])
         elif source == "bank_camt053":
             name = f"camt053_{tail}_{d}.xml"
             data = camt053.render(rows, day.openings, day.business_date, version="08")
@@ -556,12 +476,15 @@ def _channel_files(day: Day) -> dict[str, tuple[str, bytes]]:
 
 def render(day: Day) -> dict[str, tuple[str, bytes]]:
     """Every file of the day: key -> (file name, bytes); the key's source names the folder."""
+    from tally.samples import platform
+
     d = f"{day.business_date:%Y%m%d}"
     files = {
-        "platform_ledger": (f"platform_ledger_{d}.csv", platform_ledger_csv(day)),
-        "platform_custody_flows": (f"custody_flows_{d}.csv", custody_flows_csv(day)),
-        "platform_settlement": (f"settlement_{d}.csv", settlement_csv(day)),
-        "platform_balances": (f"balances_{d}.csv", balances_csv(day)),
+        "platform_ledger": (f"platform_ledger_{d}.csv", platform.ledger_csv(day.platform)),
+        "platform_custody_flows": (f"custody_flows_{d}.csv",
+                                   platform.custody_flows_csv(day.custody_flows)),
+        "platform_settlement": (f"settlement_{d}.csv", platform.settlement_csv(day.settlement)),
+        "platform_balances": (f"balances_{d}.csv", platform.balances_csv(day.balances)),
     }
     files.update(_bank_files(day))
     files.update(_channel_files(day))

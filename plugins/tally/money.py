@@ -66,6 +66,18 @@ def format_minor(minor: int, currency: str) -> str:
     return f"{sign}{whole}.{frac:0{exp}d}" if exp else f"{sign}{whole}"
 
 
+def series_format(minor: pd.Series, currency: str, grouped: bool = False) -> pd.Series:
+    """format_minor over a column: integer minor units -> decimal text ("-1,234.50" when
+    grouped with thousands separators), keeping the column's index."""
+    exp = exponent(currency)
+    values = minor.astype("int64")
+    whole, frac = values.abs() // 10**exp, values.abs() % 10**exp
+    text = whole.map("{:,}".format) if grouped else whole.astype(str)
+    if exp:
+        text = text + "." + frac.astype(str).str.zfill(exp)
+    return pd.Series(np.where(values < 0, "-", ""), index=minor.index) + text
+
+
 def series_to_minor(values: pd.Series, currencies: pd.Series, allow_excess: bool = False
                     ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Vectorised to_minor over string columns. Returns (minor as Int64, bad mask, inexact mask).

@@ -25,20 +25,6 @@ IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$")
 NOT_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"  # control characters XML 1.0 cannot carry
 
 
-def decimal_text(minor: pd.Series, currency: str) -> pd.Series:
-    """Non-negative minor units -> decimal text with the currency's digits ("1234.50")."""
-    exp = money.exponent(currency)
-    values = minor.astype("int64")
-    text = (values // 10**exp).astype(str)
-    if exp:
-        text = text + "." + (values % 10**exp).astype(str).str.zfill(exp)
-    return text
-
-
-def _decimal(minor: int, currency: str) -> str:
-    return decimal_text(pd.Series([minor]), currency)[0]
-
-
 def _escape(text: pd.Series) -> pd.Series:
     text = text.fillna("").astype(str)
     if text.str.contains(NOT_XML, regex=True).any():
@@ -54,7 +40,7 @@ def _escape_one(text: str) -> str:
 def _balance(code: str, minor: int, currency: str, when: date) -> str:
     return (f"      <Bal>\n"
             f"        <Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp>\n"
-            f'        <Amt Ccy="{currency}">{_decimal(abs(minor), currency)}</Amt>\n'
+            f'        <Amt Ccy="{currency}">{money.format_minor(abs(minor), currency)}</Amt>\n'
             f"        <CdtDbtInd>{'DBIT' if minor < 0 else 'CRDT'}</CdtDbtInd>\n"
             f"        <Dt><Dt>{when:%Y-%m-%d}</Dt></Dt>\n"
             f"      </Bal>")
@@ -64,17 +50,17 @@ def _summary(credit: pd.Series, minor: pd.Series, currency: str, version: str) -
     credits, debits = minor[credit], minor[~credit]
     net = int(credits.sum()) - int(debits.sum())
     net_ind = "DBIT" if net < 0 else "CRDT"
-    net_xml = (f"<TtlNetNtryAmt>{_decimal(abs(net), currency)}</TtlNetNtryAmt>"
+    net_xml = (f"<TtlNetNtryAmt>{money.format_minor(abs(net), currency)}</TtlNetNtryAmt>"
                f"<CdtDbtInd>{net_ind}</CdtDbtInd>" if version == "02" else
-               f"<TtlNetNtry><Amt>{_decimal(abs(net), currency)}</Amt>"
+               f"<TtlNetNtry><Amt>{money.format_minor(abs(net), currency)}</Amt>"
                f"<CdtDbtInd>{net_ind}</CdtDbtInd></TtlNetNtry>")
     return (f"      <TxsSummry>\n"
             f"        <TtlNtries><NbOfNtries>{len(minor)}</NbOfNtries>"
-            f"<Sum>{_decimal(int(minor.sum()), currency)}</Sum>{net_xml}</TtlNtries>\n"
+            f"<Sum>{money.format_minor(int(minor.sum()), currency)}</Sum>{net_xml}</TtlNtries>\n"
             f"        <TtlCdtNtries><NbOfNtries>{len(credits)}</NbOfNtries>"
-            f"<Sum>{_decimal(int(credits.sum()), currency)}</Sum></TtlCdtNtries>\n"
+            f"<Sum>{money.format_minor(int(credits.sum()), currency)}</Sum></TtlCdtNtries>\n"
             f"        <TtlDbtNtries><NbOfNtries>{len(debits)}</NbOfNtries>"
-            f"<Sum>{_decimal(int(debits.sum()), currency)}</Sum></TtlDbtNtries>\n"
+            f"<Sum>{money.format_minor(int(debits.sum()), currency)}</Sum></TtlDbtNtries>\n"
             f"      </TxsSummry>")
 
 
@@ -98,7 +84,7 @@ def _entries(rows: pd.DataFrame, credit: pd.Series, minor: pd.Series, currency: 
     reference = _escape(rows["reference"])
     refs = ("<EndToEndId>" + reference + "</EndToEndId>").where(reference.ne(""), "")
     return ("      <Ntry>\n"
-            + f'        <Amt Ccy="{currency}">' + decimal_text(minor, currency) + "</Amt>\n"
+            + f'        <Amt Ccy="{currency}">' + money.series_format(minor, currency) + "</Amt>\n"
             + "        <CdtDbtInd>" + choose("CRDT", "DBIT") + "</CdtDbtInd>\n"
             + f"        {status}\n"
             + "        <BookgDt><DtTm>" + booked.dt.strftime("%Y-%m-%dT%H:%M:%S")

@@ -56,17 +56,6 @@ def _statement(bookings: pd.DataFrame, openings: dict[str, int]):
     return b, account, currency, credit
 
 
-def _decimal(minor: pd.Series, currency: str, grouped: bool) -> pd.Series:
-    """Integer minor units -> decimal text ("-1,234.50" when grouped)."""
-    exp = money.exponent(currency)
-    values = minor.astype("int64")
-    whole, frac = values.abs() // 10**exp, values.abs() % 10**exp
-    text = whole.map("{:,}".format) if grouped else whole.astype(str)
-    if exp:
-        text = text + "." + frac.astype(str).str.zfill(exp)
-    return pd.Series(np.where(values < 0, "-", ""), index=minor.index) + text
-
-
 def _summary(b: pd.DataFrame, credit: pd.Series, on_credit: str, on_debit: str) -> pd.Series:
     default = pd.Series(np.where(credit, on_credit, on_debit), index=b.index)
     return b["summary"].mask(b["summary"].eq(""), default)
@@ -115,17 +104,18 @@ def render_icbc_csv(bookings: pd.DataFrame, openings: dict[str, int],
     first, every cell padded and ending in a TAB, a 人民币合计 footer."""
     b, account, currency, credit = _statement(bookings, openings)
     b, credit = b.iloc[::-1], credit.iloc[::-1]
-    amount = _decimal(b["amount_minor"], currency, grouped=True)
+    amount = money.series_format(b["amount_minor"], currency, grouped=True)
+    balance = money.series_format(b["balance_minor"], currency, grouped=True)
     name = CURRENCY_NAMES[currency]
     values = [
         b["booked_at"].dt.strftime("%Y-%m-%d"), _summary(b, credit, "他行汇入", "跨行汇款"),
         b["reference"], "", "CHN", "钞", "-", "-", "-", amount.where(credit, ""),
-        amount.where(~credit, ""), name, _decimal(b["balance_minor"], currency, grouped=True),
+        amount.where(~credit, ""), name, balance,
         b["counterparty"], b["counterparty_account"],
     ]
     cells = [_quoted(_padded(v, width)) for v, width in zip(values, ICBC_WIDTHS, strict=True)]
-    totals = [_decimal(pd.Series([int(b.loc[side, "amount_minor"].sum())]), currency, True)[0]
-              for side in (credit, ~credit)]
+    sums = pd.Series([int(b.loc[side, "amount_minor"].sum()) for side in (credit, ~credit)])
+    totals = money.series_format(sums, currency, grouped=True)
     footer = f"{name}合计," + "," * 8 + ",".join(_quoted(_padded(t, 18)) for t in totals) + ","
     head = ["明细查询文件下载", "", f'卡号: {account},"卡别名: "', "",
             '子账户序号: 00000,子账户类别: 活期,"子账户别名: "', "", ",".join(ICBC_HEADER)]
@@ -138,11 +128,12 @@ def render_cmb_csv(bookings: pd.DataFrame, openings: dict[str, int],
     """CMB 交易流水 CSV: UTF-8, the statement header's 账号 line, oldest booking first, one signed
     amount column with thousands separators, no footer."""
     b, account, currency, credit = _statement(bookings, openings)
-    amount = _decimal(b["amount_minor"].where(credit, -b["amount_minor"]), currency, True)
+    signed = b["amount_minor"].where(credit, -b["amount_minor"])
+    amount = money.series_format(signed, currency, grouped=True)
     counterparty = (b["counterparty"] + " " + b["counterparty_account"]).str.strip()
     columns = [
         b["booked_at"].dt.strftime("%Y-%m-%d"), pd.Series(currency, index=b.index), amount,
-        _decimal(b["balance_minor"], currency, grouped=True),
+        money.series_format(b["balance_minor"], currency, grouped=True),
         _summary(b, credit, "汇入汇款", "转账汇款"), counterparty, b["reference"],
     ]
     day = f"{business_date:%Y-%m-%d}"
