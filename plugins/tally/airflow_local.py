@@ -49,12 +49,13 @@ def prepare_home(settings: Settings) -> None:
 
 
 def dags_test(settings: Settings, business_date: date, log_file: Path | None = None,
-              dag_id: str = DAG_ID) -> int:
+              dag_id: str = DAG_ID, conf: dict | None = None) -> int:
     """Run the DAG once for the business date, in this process's environment. Returns the exit
-    code of `airflow dags test`; the outcome of the day is read from tally.runs by the caller."""
+    code of `airflow dags test`; the outcome of the day is read from tally.runs by the caller.
+    `conf` adds run parameters (sources, dry_run)."""
     prepare_home(settings)
     cmd = [_airflow(), "dags", "test", dag_id, business_date.isoformat(),
-           "--conf", json.dumps({"business_date": business_date.isoformat()})]
+           "--conf", json.dumps({"business_date": business_date.isoformat(), **(conf or {})})]
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "wb") as out:

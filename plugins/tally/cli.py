@@ -63,25 +63,47 @@ def print_summary(summary: dict) -> None:
     print(f"  report       {summary['report'] or 'not published'}")
 
 
-def run_day(settings, business_date: date) -> int:
+def run_day(settings, business_date: date, sources: list[str] | None = None,
+            dry_run: bool = False) -> int:
+    """Run tally_daily for one date with `airflow dags test`; print the outcome."""
     from tally import airflow_local, pipeline, services
 
     settings = services.up(settings)
     log = settings.home / "logs" / f"run-{business_date.isoformat()}.log"
     started = time.monotonic()
-    code = airflow_local.dags_test(settings, business_date, log_file=log)
+    code = airflow_local.dags_test(settings, business_date, log_file=log,
+                                   conf={"sources": sources or None, "dry_run": dry_run})
     summary = pipeline.day_summary(settings, business_date)
     print_summary(summary)
     print(f"  took         {time.monotonic() - started:.1f}s; Airflow log: {log}")
-    if code != 0 or summary["run_status"] != "published":
-        print(f"The day was not published (airflow exit {code}, run {summary['run_status']}); "
-              f"see {log}", file=sys.stderr)
+    expected = "dry_run" if dry_run else "published"
+    if code != 0 or summary["run_status"] != expected:
+        print(f"The day was not {'checked' if dry_run else 'published'} (airflow exit {code}, "
+              f"run {summary['run_status']}); see {log}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_run(args) -> int:
-    return run_day(config.load(), args.date)
+    return run_day(config.load(), args.date, sources=args.sources, dry_run=args.dry_run)
+
+
+def cmd_backfill(args) -> int:
+    """Dates in order, each a full daily run; the first failure stops the rest."""
+    from tally import pipeline
+
+    settings = config.load()
+
+    def run_one(settings, day, dry_run=False):
+        if run_day(settings, day, dry_run=dry_run) != 0:
+            raise SystemExit(f"{day} failed: the dates after it were not run")
+        return {"run_id": pipeline.day_summary(settings, day)["run_id"]}
+
+    last = args.to_date if args.command == "backfill" else None
+    done = pipeline.run_in_order(settings, args.from_date, last, run=run_one,
+                                 dry_run=args.dry_run)
+    print(f"reconciled {len(done)} date(s) in order from {args.from_date}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -142,12 +164,17 @@ def cmd_bench(args) -> int:
 
     results = []
     for rows in args.rows:
-        result = bench.run(rows, with_dbt=not args.no_dbt)
-        print(bench.table(result), flush=True)
+        result = bench.run(rows, with_dbt=not args.no_dbt, with_baselines=not args.no_baselines,
+                           keep_services=args.keep)
+        print(f"\n{rows:,} platform transactions\n{bench.table(result)}", flush=True)
         results.append(result)
-    bench.write(results, Path(args.out))
-    print(f"results: {args.out}")
-    return 0
+        everything = bench.save(results, Path(args.out))  # after each scale: keep what is done
+        bench.write_markdown(everything, Path(args.markdown))
+    print(f"results: {args.out}, {args.markdown}")
+    failed = [r["rows"] for r in results if not r["stages"].get("gate", {}).get("passed", True)]
+    if failed:
+        print(f"the gate failed at {failed} transactions", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,7 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the daily DAG for a business date (airflow dags test)")
     p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--sources", nargs="+", metavar="SOURCE",
+                   help="land and load only these sources")
+    p.add_argument("--dry-run", action="store_true", help="stop after the gate; publish nothing")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backfill", help="run the daily DAG for each date of a range, in order")
+    p.add_argument("--from", dest="from_date", type=_date, required=True)
+    p.add_argument("--to", dest="to_date", type=_date, required=True)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("rerun", help="run a date again (a late file), then each later date it "
+                                     "changes, in order")
+    p.add_argument("--from", dest="from_date", type=_date, required=True)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="generate the sample day into the inbox and run it")
     p.add_argument("--date", type=_date, default=_date(DEMO_DATE))
@@ -193,9 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date)
     p.set_defaults(func=cmd_gate)
     p = sub.add_parser("bench", help="time each pipeline stage on a generated day")
-    p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
+                   help="platform transactions a day, one run per value")
     p.add_argument("--no-dbt", action="store_true", help="stop after loading")
+    p.add_argument("--no-baselines", action="store_true", help="skip tally.baselines")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the bench's services running with the day loaded (profiling)")
     p.add_argument("--out", default="docs/benchmarks.json")
+    p.add_argument("--markdown", default="docs/benchmarks.md")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -50,7 +50,21 @@ def _fetchers(settings: Settings, pull: dict):
     raise ValueError(f"pull {name!r}: unknown connector {kind!r}")
 
 
-def collect_day(settings: Settings, conn, s3, configs: dict, business_date: date) -> Intake:
+def pull_sources(pull: dict) -> set[str]:
+    """The sources a configured pull delivers."""
+    kind = pull["connector"]
+    if kind == "alipay":
+        return {"alipay_bill"}
+    if kind == "wechatpay":
+        names = {"trade": "wechatpay_trade_bill", "fund": "wechatpay_fund_bill"}
+        return {names[bill] for bill in pull.get("bills", ["trade"])}
+    return {pull.get("source", "bank_camt053")}
+
+
+def collect_day(settings: Settings, conn, s3, configs: dict, business_date: date,
+                pulls: bool = True) -> Intake:
+    """Land every file of the day for the sources in `configs`: file drops, then (if `pulls`)
+    the channel and bank APIs that deliver those sources."""
     result = Intake()
 
     def land(fetched: connectors.Fetched) -> None:
@@ -65,7 +79,9 @@ def collect_day(settings: Settings, conn, s3, configs: dict, business_date: date
         for source in configs:
             drop.collect(source, business_date, land)
 
-    for pull in load_pulls(settings):
+    for pull in load_pulls(settings) if pulls else []:
+        if not pull_sources(pull) & set(configs):
+            continue
         for label, fetch in _fetchers(settings, pull):
             try:
                 land(fetch(business_date))

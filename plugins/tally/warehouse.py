@@ -54,6 +54,32 @@ create table if not exists tally.runs (
     rules          jsonb,
     input_files    jsonb
 );
+alter table tally.runs add column if not exists dry_run boolean not null default false;
+alter table tally.runs add column if not exists outcomes_digest text;
+alter table tally.runs add column if not exists error text;
+
+-- One run at a time changes the warehouse (dbt rebuilds shared models): a lease, not a
+-- session lock, because a run's steps are separate processes. A lease whose heartbeat is older
+-- than the pipeline's limit belongs to a run that died and may be taken over.
+create table if not exists tally.run_lock (
+    lock_name      text primary key,
+    run_id         text not null,
+    business_date  date not null,
+    acquired_at    timestamptz not null default now(),
+    heartbeat_at   timestamptz not null default now()
+);
+
+-- Per business date and expected source: did a usable file arrive by the feed's cut-off?
+create table if not exists tally.source_arrivals (
+    business_date  date not null,
+    source         text not null,
+    feed           text not null,
+    status         text not null check (status in ('arrived', 'missing')),
+    files          integer not null,
+    detail         text,
+    checked_at     timestamptz not null default now(),
+    primary key (business_date, source)
+);
 """
 
 
