@@ -8,7 +8,10 @@ Publication is atomic for readers: every output is first written under a staging
 puts (never overwriting), and `_manifest.json` is written LAST. A reader treats a version as
 complete only when its manifest exists (`complete_versions`). Publishing a day again creates
 the next version. S3 has no rename, so a publisher that dies mid-promotion leaves a version
-without a manifest, which readers ignore and the next publication skips.
+without a manifest, which readers ignore and the next publication skips. A publisher killed
+outright (SIGKILL, a lost worker) also leaves its staged objects under `_staging/`: they are
+outside `daily/`, so no reader takes them for a report, and nothing removes them automatically
+(an operator may delete `_staging/` objects older than a day, or set a lifecycle rule).
 """
 
 from __future__ import annotations

@@ -138,6 +138,14 @@ def stop(settings: Settings) -> bool:
     return process.stop(data_dir(settings) / "postmaster.pid", sig=signal.SIGINT)
 
 
+def restart(settings: Settings) -> None:
+    """A fast restart (pg_ctl restart -m fast): open sessions are rolled back and cut off."""
+    # stop() and start() rather than pg_ctl restart, which would keep the server's output on
+    # our pipe; the server options and log stay those of start().
+    stop(settings)
+    start(settings)
+
+
 def status(settings: Settings) -> str:
     if not settings.pg.embedded:
         return f"external {settings.pg.host}:{settings.pg.port}"
