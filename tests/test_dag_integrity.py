@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from tally import airflow_local, config
+from tally import airflow_local, config, schedule
 
 ROOT = config.load().project_dir
 
@@ -47,6 +47,31 @@ def test_daily_dag_shape(dagbag):
     assert dbt_tasks <= gate_upstream
 
 
+def test_each_feed_lands_on_its_own_schedule_and_waits_without_a_worker_slot(dagbag):
+    from airflow.sdk import CronPartitionTimetable
+
+    settings = config.load()
+    for feed in schedule.load(settings):
+        dag = dagbag.get_dag(f"tally_land_{feed.name}")
+        assert isinstance(dag.timetable, CronPartitionTimetable)
+        assert dag.timetable.key_format == "%Y-%m-%d" and dag.timetable.run_offset == -1
+        wait = dag.get_task("wait_for_files")
+        assert wait.mode == "reschedule" and wait.exponential_backoff
+        assert wait.timeout == feed.cutoff.total_seconds()
+        mark = dag.get_task("mark_landed")
+        assert mark.trigger_rule == "all_done" and "wait_for_files" in mark.upstream_task_ids
+        assert {o.name for o in mark.outlets} == {f"tally_landed_{s}" for s in feed.sources}
+
+
+def test_daily_dag_takes_manual_parameters_and_hands_follow_ups_to_the_rerun_dag(dagbag):
+    dag = dagbag.get_dag("tally_daily")
+    assert set(dag.params) == {"business_date", "sources", "dry_run"}
+    assert dag.params["dry_run"] is False and dag.max_active_runs == 1
+    assert dag.get_task("rerun_later_dates").trigger_dag_id == "tally_rerun"
+    rerun = dagbag.get_dag("tally_rerun")
+    assert rerun.max_active_runs == 1 and set(rerun.params) >= {"from_date", "to_date"}
+
+
 def test_dag_files_do_no_heavy_work_at_import(tmp_path):
     """Importing the DAG must not reach the database or S3 or run dbt: with both pointed at
     closed ports and no dbt on PATH, the import still succeeds."""
@@ -54,12 +79,11 @@ def test_dag_files_do_no_heavy_work_at_import(tmp_path):
     env.update({"TALLY_PG_PORT": "9", "TALLY_S3_PORT": "9", "PATH": "/usr/bin:/bin",
                 "TALLY_HOME": str(tmp_path)})
     script = textwrap.dedent(f"""
-        import sys, importlib.util
-        spec = importlib.util.spec_from_file_location("tally_daily", {str(ROOT / 'dags' /
-                                                                          'tally_daily.py')!r})
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        import psycopg, subprocess
+        import sys, importlib.util, pathlib
+        for path in sorted(pathlib.Path({str(ROOT / 'dags')!r}).glob("*.py")):
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,

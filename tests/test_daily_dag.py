@@ -47,8 +47,9 @@ def test_a_day_runs_end_to_end_and_again_with_the_same_result(clean, conn, s3, t
         "_manifest.json", "balance_checks.csv", "balance_checks.parquet",
         "breaks.csv", "breaks.parquet", "daily_summary.csv", "daily_summary.parquet",
         "matches.csv", "matches.parquet", "outcomes.csv", "outcomes.parquet",
-        f"report_{DAY}.html", f"report_{DAY}.xlsx", "status_corrections.csv",
-        "status_corrections.parquet", "suspense.csv", "suspense.parquet")]
+        f"report_{DAY}.html", f"report_{DAY}.xlsx", "source_arrivals.csv",
+        "source_arrivals.parquet", "status_corrections.csv", "status_corrections.parquet",
+        "suspense.csv", "suspense.parquet")]
 
     raw_rows = conn.execute("select count(*) from raw.platform_ledger").fetchone()[0]
     # Delivered again, as `make demo` does: the same bytes are duplicates, not loaded twice.

@@ -263,6 +263,11 @@ def report(day: reports.DayReport) -> str:
         checks = sorted(view.dicts(), key=lambda r: r.get("passed") is not False)
         sections.append(("余额核对 Balance checks", table(
             [c for c in view.columns if c != "business_date"], checks)))
+    missing = [r for r in day.views["source_arrivals"].dicts() if r["status"] == "missing"] \
+        if "source_arrivals" in day.views else []
+    if missing:  # reconciled without them: say so before anything else
+        sections.insert(0, ("缺失数据源 Missing sources", table(
+            ["feed", "source", "detail"], missing)))
     body = "".join(f"<h2>{escape(title)}</h2>{content}" for title, content in sections)
     date_zh, date_en = label("business_date")
     return f"""<!DOCTYPE html>

@@ -34,7 +34,7 @@ from tally.config import Settings
 
 # The reporting contract, in the order finance reads it; balance_checks when it exists.
 VIEWS = ["daily_summary", "breaks", "suspense", "status_corrections", "matches", "outcomes"]
-OPTIONAL_VIEWS = ["balance_checks"]
+OPTIONAL_VIEWS = ["balance_checks", "source_arrivals"]
 HISTORY_DAYS = 14  # the match-rate chart looks back this many days
 MANIFEST = "_manifest.json"
 
