@@ -30,6 +30,15 @@ def test_a_sound_day_passes(built_day):
     assert b"<html" in page.lower() and len(
         storage.list_keys(storage.client(built_day), bucket, key.rsplit("/", 1)[0])) > 3
 
+    # A second run's Data Docs hold that run's four validations only, and nothing of either
+    # run is left in the repository's GX project.
+    again = gate.run(built_day, DAY)
+    prefix = again.data_docs.removeprefix(f"s3://{bucket}/").rsplit("/", 1)[0]
+    pages = [k for k in storage.list_keys(storage.client(built_day), bucket, prefix)
+             if "/validations/" in k and k.endswith(".html")]
+    assert len(pages) == 4, pages
+    assert not (built_day.expectations_dir / "gx" / "uncommitted" / "validations").exists()
+
 
 def test_a_row_with_two_outcomes_fails_the_gate_by_name(built_day, conn):
     conn.execute(

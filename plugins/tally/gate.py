@@ -163,11 +163,12 @@ def _suites():
     }
 
 
-def _context(settings: Settings, mode: str = "file"):
+def _context(settings: Settings, mode: str = "file", project_root=None):
     import great_expectations as gx
 
     os.environ.update({URL_VARIABLE: settings.pg.sqlalchemy_url})
-    return gx.get_context(mode=mode, project_root_dir=str(settings.expectations_dir))
+    return gx.get_context(mode=mode,
+                          project_root_dir=str(project_root or settings.expectations_dir))
 
 
 def init_project(settings: Settings) -> list[str]:
@@ -271,9 +272,23 @@ def _describe(config) -> str:
 
 
 def run(settings: Settings, business_date: date) -> GateResult:
+    """Run the committed checkpoint for the date, from a fresh copy of the GX project: its
+    validation results and Data Docs then hold this run only (they go to object storage), and
+    nothing piles up in the repository however many days run."""
+    import shutil
+    import tempfile
+
+    run_dir = settings.home / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gate-", dir=run_dir) as scratch:
+        shutil.copytree(settings.expectations_dir / "gx", f"{scratch}/gx",
+                        ignore=shutil.ignore_patterns("uncommitted"))
+        return _run(settings, _context(settings, project_root=scratch), business_date)
+
+
+def _run(settings: Settings, context, business_date: date) -> GateResult:
     from great_expectations.exceptions.exceptions import NoAvailableBatchesError
 
-    context = _context(settings)
     checkpoint = context.checkpoints.get(CHECKPOINT)
     try:
         outcome = checkpoint.run(batch_parameters={
