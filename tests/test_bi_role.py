@@ -73,3 +73,32 @@ def test_views_rebuilt_by_dbt_stay_readable(reader, clean, conn):
     with reader() as bi:
         assert bi.execute("select count(*) from reporting.breaks").fetchone()[0] > 0
         assert bi.execute("select count(*) from reporting.bi_probe").fetchone()[0] > 0
+
+
+def test_the_reader_creates_nothing_and_blanket_default_grants_are_undone(reader, clean, conn):
+    # What docker/postgres-init.sh grants: every schema and table the pipeline makes from now on.
+    conn.execute(f"alter default privileges grant usage on schemas to {ROLE}")
+    conn.execute(f"alter default privileges grant select on tables to {ROLE}")
+    try:
+        with postgres.connect(clean, autocommit=True) as pipeline_role:
+            roles.ensure_bi_role(pipeline_role, ROLE)
+        conn.execute("create schema bi_probe")
+        conn.execute("create table bi_probe.upstream as select 1 as a")
+        schemas = [s for (s,) in conn.execute(
+            "select nspname from pg_namespace where nspname !~ '^pg_'"
+            " and nspname <> 'information_schema'")]
+        assert {"public", "reporting", "raw", "marts", "bi_probe"} <= set(schemas)
+        with reader() as bi:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                bi.execute("select * from bi_probe.upstream")
+            # Not even with read-only sessions switched off: no schema, no table anywhere.
+            bi.execute("set default_transaction_read_only = off")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                bi.execute("create schema bi_notes")
+            for schema in schemas:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    bi.execute(f'create table "{schema}".bi_notes (a int)')
+    finally:
+        conn.execute(f"alter default privileges revoke all on schemas from {ROLE}")
+        conn.execute(f"alter default privileges revoke all on tables from {ROLE}")
+        conn.execute("drop schema if exists bi_probe cascade")

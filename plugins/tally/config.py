@@ -37,7 +37,7 @@ class PostgresSettings:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)  # out of every repr: logs, tracebacks that show locals
     database: str
     embedded: bool
 
@@ -61,8 +61,8 @@ class PostgresSettings:
 @dataclass(frozen=True)
 class S3Settings:
     endpoint: str
-    access_key: str
-    secret_key: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
     region: str
     raw_bucket: str
     quarantine_bucket: str
@@ -108,6 +108,9 @@ class Settings:
     def child_env(self) -> dict[str, str]:
         """Environment for a child process (airflow, dbt) that must see these same settings."""
         child = dict(self.env)
+        # Airflow prints every frame's local variables (credentials among them) with a task's
+        # traceback when DEV is set.
+        child.pop("DEV", None)
         child.update(TELEMETRY_OFF)
         child.update(
             {

@@ -26,16 +26,25 @@ def ensure_bi_role(conn: psycopg.Connection, role: str = "tally_reader",
     with conn.transaction():
         # Roles are cluster-wide: serialise concurrent callers.
         conn.execute("select pg_advisory_xact_lock(hashtext('tally.ensure_bi_role'))")
-        if not conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
+        found = conn.execute(
+            "select rolsuper or rolcreatedb or rolcreaterole or rolreplication or rolbypassrls,"
+            " coalesce(rolconfig, '{}') from pg_roles where rolname = %s", (role,)).fetchone()
+        if found is None:
+            # A new role has none of the attributes above. The pipeline's role may create it
+            # (CREATEROLE) but may not grant or revoke those attributes.
             conn.execute(sql.SQL("create role {} nologin").format(name))
-        conn.execute(sql.SQL("alter role {} nosuperuser nocreatedb nocreaterole noreplication"
-                             " nobypassrls").format(name))
+            found = (False, [])
+        privileged, settings = found
+        if privileged:
+            raise RuntimeError(f"role {role} can do more than read (superuser, createdb, "
+                               "createrole, replication or bypassrls): not a reader")
         if password:
             conn.execute(sql.SQL("alter role {} login password {}").format(
                 name, sql.Literal(password)))
         # A reader never writes, even where a grant were added by mistake.
-        conn.execute(sql.SQL("alter role {} set default_transaction_read_only = on")
-                     .format(name))
+        if "default_transaction_read_only=on" not in settings:
+            conn.execute(sql.SQL("alter role {} set default_transaction_read_only = on")
+                         .format(name))
         database = sql.Identifier(conn.info.dbname)
         conn.execute(sql.SQL("grant connect on database {} to {}").format(database, name))
         existing = {r[0] for r in conn.execute(
@@ -54,3 +63,9 @@ def ensure_bi_role(conn: psycopg.Connection, role: str = "tally_reader",
                      .format(reporting, name))
         conn.execute(sql.SQL("alter default privileges in schema {} grant select on tables"
                              " to {}").format(reporting, name))
+        # Default privileges for every schema (docker/postgres-init.sh grants them) would open
+        # each new schema and table upstream to the reader: reporting's are the only ones.
+        conn.execute(sql.SQL("alter default privileges revoke all on schemas from {}")
+                     .format(name))
+        conn.execute(sql.SQL("alter default privileges revoke all on tables from {}")
+                     .format(name))

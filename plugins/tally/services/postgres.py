@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from tally.config import Settings
 from tally.services import process
@@ -25,6 +26,7 @@ SERVER_OPTIONS = {
     "synchronous_commit": "off",
     "max_connections": "100",
 }
+BOOTSTRAP_SUPERUSER = 10  # the OID initdb gives its superuser
 
 
 def data_dir(settings: Settings) -> Path:
@@ -77,24 +79,18 @@ def start(settings: Settings) -> None:
     pg_root = data.parent
     if not (data / "PG_VERSION").exists():
         _prepare_dirs(pg_root)
-        pwfile = pg_root / "pwfile"
-        pwfile.write_text(settings.pg.password + "\n")
-        if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
-            os.chown(pwfile, user.pw_uid, user.pw_gid)
+        # No -U and no password: the superuser is the account the server runs as, and it logs in
+        # over the cluster's socket only (peer). The pipeline's role is made by bootstrap().
         try:
             subprocess.run(
                 _as_server_user([
-                    str(bin_dir / "initdb"), "-D", str(data), "-U", settings.pg.user,
-                    f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=peer",
-                    "-E", "UTF8", "--locale=C.UTF-8",
+                    str(bin_dir / "initdb"), "-D", str(data), "--auth-host=scram-sha-256",
+                    "--auth-local=peer", "-E", "UTF8", "--locale=C.UTF-8",
                 ]),
                 check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             )
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"initdb failed in {data}: {exc.stderr}") from exc
-        finally:
-            pwfile.unlink(missing_ok=True)
     options = " ".join(f"-c {k}={v}" for k, v in SERVER_OPTIONS.items())
     options += f" -p {settings.pg.port} -k {pg_root}"
     log = pg_root / "server.log"
@@ -118,17 +114,114 @@ def connect(settings: Settings, database: str | None = None, **kwargs) -> psycop
     )
 
 
+def admin_user() -> str:
+    """The embedded cluster's superuser, named by initdb after the account the server runs as."""
+    return "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _as_admin(settings: Settings, statements: str, database: str = "postgres") -> None:
+    """Run SQL as the cluster's superuser, through psql on the cluster's socket: setup only."""
+    result = subprocess.run(
+        _as_server_user([
+            str(find_bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+            "-v", "VERBOSITY=terse", "-h", str(data_dir(settings).parent),
+            "-p", str(settings.pg.port), "-U", admin_user(), "-d", database,
+        ]),
+        # On stdin, not in argv where any local user could read a password. Errors never echo
+        # the statement, neither here (terse) nor in the server's log.
+        input="set log_min_error_statement = panic;\n" + statements,
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"setting up PostgreSQL as {admin_user()} failed: {result.stderr}")
+
+
+def _setup_roles(settings: Settings) -> None:
+    """The pipeline's role owns the warehouse database and may create roles (the BI role), and
+    nothing more: no superuser, no new databases."""
+    pg = settings.pg
+    if admin_user() == pg.user:
+        raise RuntimeError(f"the account {pg.user!r} runs the embedded PostgreSQL and would be its"
+                           " superuser: run Tally as another account, or set TALLY_PG_DSN")
+    _as_admin(settings, sql.SQL("""
+select format('create role %I', {name}) where not exists
+    (select from pg_roles where rolname = {name}) \\gexec
+alter role {role} login nosuperuser createrole nocreatedb noreplication nobypassrls
+    password {password};
+select format('create database %I owner %I', {datname}, {name}) where not exists
+    (select from pg_database where datname = {datname}) \\gexec
+alter database {database} owner to {role};
+""").format(role=sql.Identifier(pg.user), name=sql.Literal(pg.user),
+            password=sql.Literal(pg.password), database=sql.Identifier(pg.database),
+            datname=sql.Literal(pg.database)).as_string())
+
+
+def _retire_old_superuser(settings: Settings) -> bool:
+    """Clusters made before the pipeline's role lost its superuser were initdb'd with -U <that
+    role>, the bootstrap superuser, which owns the catalogs and cannot be demoted: rename it out
+    of the way (no login) and make the server's account the superuser. True for such a cluster."""
+    try:
+        conn = connect(settings, database="postgres", autocommit=True)
+    except psycopg.OperationalError:
+        return False  # a new cluster: the pipeline's role does not exist before _setup_roles
+    with conn:
+        (oid,) = conn.execute("select oid from pg_roles where rolname = current_user").fetchone()
+        if oid != BOOTSTRAP_SUPERUSER:
+            return False
+        if not conn.execute("select 1 from pg_roles where rolname = %s",
+                            (admin_user(),)).fetchone():
+            conn.execute(sql.SQL("create role {} superuser login").format(
+                sql.Identifier(admin_user())))
+    retired = sql.Identifier(f"{settings.pg.user}_initdb")
+    _as_admin(settings, sql.SQL("alter role {} rename to {}; alter role {} nologin password null;")
+              .format(sql.Identifier(settings.pg.user), retired, retired).as_string())
+    return True
+
+
+# Hands what the old bootstrap superuser (OID 10) created in the warehouse to the pipeline's role,
+# and the roles it created (the BI role: on PostgreSQL 16+ a CREATEROLE role alters only roles
+# it administers). Sequences owned by a column change owner with their table.
+HAND_OVER = """
+do $$
+declare
+    ddl text;
+begin
+    for ddl in
+        select format('alter schema %I owner to {role}', nspname) from pg_namespace
+        where nspowner = 10 and nspname !~ '^pg_' and nspname <> 'information_schema'
+        union all
+        select format('alter table %s owner to {role}', c.oid::regclass)
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relowner = 10 and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+          and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+          and not exists (select from pg_depend d where d.classid = 'pg_class'::regclass
+                          and d.objid = c.oid and d.deptype in ('a', 'i'))
+        union all
+        select format('alter routine %s owner to {role}', p.oid::regprocedure)
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where p.proowner = 10 and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+        union all
+        select format('grant %I to {role} with admin option', rolname) from pg_roles
+        where not rolsuper and rolname !~ '^pg_' and rolname <> {name}
+    loop
+        execute ddl;
+    end loop;
+end $$;
+"""
+
+
 def bootstrap(settings: Settings) -> None:
-    """Create the warehouse database (embedded cluster only) and Tally's schemas."""
+    """Create the pipeline's role and the warehouse database (embedded cluster only), then
+    Tally's schemas as the pipeline's role."""
     from tally import warehouse
 
     if settings.pg.embedded:
-        with connect(settings, database="postgres", autocommit=True) as conn:
-            exists = conn.execute(
-                "select 1 from pg_database where datname = %s", (settings.pg.database,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'create database "{settings.pg.database}"')
+        retired = _retire_old_superuser(settings)
+        _setup_roles(settings)
+        if retired:
+            _as_admin(settings, sql.SQL(HAND_OVER).format(
+                role=sql.Identifier(settings.pg.user), name=sql.Literal(settings.pg.user),
+            ).as_string(), database=settings.pg.database)
     with connect(settings) as conn:
         warehouse.ensure_schema(conn)
 
