@@ -24,13 +24,9 @@ create role tally login password :'tally_password';
 create database tally owner tally;
 revoke all on database tally from public;
 
--- BI: reads everything the pipeline creates, now and later, and can change nothing.
+-- BI: logs in and can change nothing; what it may read (the reporting schema only) is
+-- granted by the pipeline itself (tally.roles.ensure_bi_role, run by airflow-init).
 create role tally_reader login password :'reader_password';
 alter role tally_reader set default_transaction_read_only = on;
 grant connect on database tally to tally_reader;
-
-\connect tally
-grant usage on schema public to tally_reader;
-alter default privileges for role tally grant usage on schemas to tally_reader;
-alter default privileges for role tally grant select on tables to tally_reader;
 SQL

@@ -54,6 +54,11 @@ create table if not exists tally.runs (
     rules          jsonb,
     input_files    jsonb
 );
+-- Columns added since the first release, for warehouses created before them.
+alter table tally.runs add column if not exists code_version text;
+alter table tally.runs add column if not exists rules_digest text;
+alter table tally.runs add column if not exists rules jsonb;
+alter table tally.runs add column if not exists input_files jsonb;
 alter table tally.runs add column if not exists dry_run boolean not null default false;
 alter table tally.runs add column if not exists outcomes_digest text;
 alter table tally.runs add column if not exists error text;
