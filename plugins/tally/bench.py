@@ -1,96 +1,615 @@
-"""Benchmark: each stage of the pipeline on a generated day, on its own embedded services.
+"""Benchmark: each stage of the daily pipeline on a generated day, on services of its own.
 
-`tally bench --rows N` starts a separate PostgreSQL and S3 (under TALLY_HOME/bench, other
-ports), wipes them, generates a day of N platform transactions and times: generate, parse,
-land (S3 + manifest), load (parse + COPY), dbt build and the gate. Figures are wall seconds and
-rows per second; peak memory is this process's maximum resident set.
+`tally bench --rows N [N ...]` (`make bench`: 100 000 and 1 000 000; `make bench-10m`: ten
+million) starts a PostgreSQL cluster and an S3 server of its own (TALLY_HOME/bench; ports in
+bench_settings), wipes them, generates a business day of N platform transactions with
+their channel and bank counterparts, and times, one after the other:
+
+- generate: write the day's files (not part of a daily run);
+- parse: parse every file from disk, results thrown away (the parsers alone);
+- land: the files to the S3 raw zone, recorded in the manifest (pipeline.land_day);
+- load: fetch from S3, parse, self-check and COPY into raw.* (pipeline.load_day);
+- dbt build: every model and test (transform.build); each model's time comes from dbt's
+  run_results.json, and "matching" is the sum of the reconciliation models (MATCHING_MODELS);
+- gate: the GX checkpoint, its verdict recorded on a bench run (pipeline.check_gate);
+- publish: the day's reports to the published zone (pipeline.publish);
+- end to end: land + load + dbt build + gate + publish, i.e. what a daily run costs once the
+  files exist (without Airflow's scheduling, generation or the standalone parse).
+
+Each stage runs in a fresh process of its own, as Airflow runs each task (its start and imports
+are not timed), so memory one stage leaves behind is not counted in the next. For each: wall
+seconds, rows per second (rows in all of the day's files / seconds), and the peak memory of the
+processes the stage involves (PROCESSES): the stage's process and its children (dbt), the
+PostgreSQL server (postmaster and backends) and the S3 server. A background thread samples them
+every SAMPLE_SECONDS: PostgreSQL's processes by proportional set size (its shared buffers count
+once, not once per backend), the others by RSS; the stage process's and dbt's own peaks are also
+read exactly from getrusage, so a spike between two samples is not missed. A stage's peak is the
+sum of its process groups' peaks (an upper bound: they need not peak at the same moment).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import resource
 import shutil
+import subprocess
+import sys
+import threading
 import time
-from datetime import date
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, date, datetime
+from importlib import metadata
 from pathlib import Path
 
+import psutil
+
 from tally import config
+from tally.services import postgres, process
 
 BENCH_DATE = date(2026, 11, 20)
+SAMPLE_SECONDS = 0.2
+MIB = 2**20
+# The reconciliation models (dbt_project/models/intermediate and marts): the "matching" figure.
+MATCHING_MODELS = ("int_recon__scope", "fct_matches", "fct_outcomes")
+DAILY_STAGES = ("land", "load", "dbt build", "gate", "publish")
+# The process groups each stage involves: "pipeline" is the stage's own Python process and its
+# children (dbt); the bench process itself only orchestrates and is not counted.
+PROCESSES = {
+    "generate": ("pipeline",),
+    "parse": ("pipeline",),
+    "land": ("pipeline", "postgres", "s3"),
+    "load": ("pipeline", "postgres", "s3"),
+    "dbt build": ("pipeline", "postgres"),
+    "matching": ("pipeline", "postgres"),
+    "gate": ("pipeline", "postgres", "s3"),
+    "publish": ("pipeline", "postgres", "s3"),
+    "baselines": ("pipeline", "postgres", "s3"),
+}
+GROUPS = ("pipeline", "postgres", "s3")
+# The issue's targets on a two-core machine.
+TARGET_PEAK_MIB = 2048
+TARGET_END_TO_END_SECONDS_10M = 300
+TARGET_MATCHING_SECONDS_10M = 60
+KEEP_MARKER = "<!-- Everything below this line is kept when `tally bench` rewrites the file. -->"
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _bench_settings(base: config.Settings) -> config.Settings:
-    home = base.home / "bench"
-    env = {**base.env, "TALLY_HOME": str(home),
-           "TALLY_PG_PORT": str(base.pg.port + 20), "TALLY_S3_PORT": str(base.s3.port + 20)}
+def bench_settings(base: config.Settings) -> config.Settings:
+    """The bench's own services under TALLY_HOME/bench: PostgreSQL on the configured port + 1,
+    S3 on the configured port + 10 (S3 takes 7 ports from there, and the same + 10000). Test
+    sessions' ports are 2 (PostgreSQL) and 20 (S3) apart, so these never meet another session's.
+    """
+    env = {**base.env, "TALLY_HOME": str(base.home / "bench"),
+           "TALLY_PG_PORT": str(base.pg.port + 1), "TALLY_S3_PORT": str(base.s3.port + 10)}
     for name in ("TALLY_PG_DSN", "TALLY_S3_ENDPOINT", "AIRFLOW_CONN_TALLY_WAREHOUSE",
-                 "AIRFLOW_CONN_TALLY_S3", "TALLY_INBOX"):
+                 "AIRFLOW_CONN_TALLY_S3", "TALLY_INBOX", "TALLY_INBOX_BUCKET"):
         env.pop(name, None)
     return config.load(env)
 
 
-def run(rows: int, with_dbt: bool = True) -> dict:
-    from tally import formats, gate, generate, pipeline, services, sources, transform
+# ---- memory -------------------------------------------------------------------------------
 
-    settings = _bench_settings(config.load())
+def _memory(pid: int, proportional: bool) -> int:
+    """Resident bytes: proportional set size (shared pages split between the processes that
+    share them) or RSS; RSS where PSS cannot be read; 0 once the process has exited."""
+    try:
+        proc = psutil.Process(pid)
+        if proportional:
+            with contextlib.suppress(psutil.AccessDenied):
+                return proc.memory_full_info().pss
+        return proc.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def _descendants(root: int, children: dict[int, list[int]]) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+class MemorySampler:
+    """Samples each process group's memory (MiB) every `interval` seconds in a thread."""
+
+    def __init__(self, settings: config.Settings, interval: float = SAMPLE_SECONDS):
+        self.pid_files = {"postgres": postgres.data_dir(settings) / "postmaster.pid",
+                          "s3": settings.run_dir / "s3.pid"}
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-memory", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self.measure()))
+            self._stop.wait(self.interval)
+
+    def measure(self) -> dict[str, float]:
+        children: dict[int, list[int]] = {}
+        for proc in psutil.process_iter(["ppid"]):
+            children.setdefault(proc.info["ppid"], []).append(proc.pid)
+        groups = {name: _descendants(pid, children) if (pid := process.read_pid(path)) else []
+                  for name, path in self.pid_files.items()}
+        # The stages' processes: this process's descendants, less the S3 server (its child).
+        skip = {os.getpid(), *(pid for pids in groups.values() for pid in pids)}
+        groups["pipeline"] = [p for p in _descendants(os.getpid(), children) if p not in skip]
+        # PSS where processes share much (PostgreSQL's shared buffers); RSS is far cheaper to
+        # read, and the same for the others (PSS of the S3 server costs ~10 ms a sample).
+        return {name: sum(_memory(pid, proportional=name == "postgres") for pid in pids) / MIB
+                for name, pids in groups.items()}
+
+    def peaks(self, since: float, until: float) -> dict[str, float]:
+        """Each group's highest sample in [since, until]; if none fell in it, the nearest."""
+        window = [v for t, v in self.samples if since <= t <= until]
+        if not window:
+            middle = (since + until) / 2
+            nearest = min(self.samples, key=lambda s: abs(s[0] - middle), default=None)
+            window = [nearest[1] if nearest else self.measure()]
+        return {g: max(v.get(g, 0.0) for v in window) for g in GROUPS}
+
+
+def _own_peaks() -> tuple[float, float]:
+    """(this process, its largest waited-for child) maximum resident set, MiB."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def _call(fn, args: tuple):
+    """In a stage's own process: fn(*args), its wall seconds, and the process's exact peaks."""
+    # If the machine runs out of memory, the kernel is to kill this process, not another's.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("1000")
+    started = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - started, _own_peaks()
+
+
+def in_own_process(fn, *args):
+    """Run a stage as Airflow runs a task: in a fresh process (its start and imports are not
+    timed), so that memory one stage leaves behind is not counted in the next.
+    Returns (value, seconds, (peak MiB of that process, of its largest child))."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_call, fn, args).result()
+
+
+def _figures(seconds: float, rows: int, groups: dict[str, float], stage: str) -> dict:
+    involved = {g: round(groups[g]) for g in PROCESSES[stage]}
+    return {"seconds": round(seconds, 2),
+            "rows_per_second": round(rows / seconds) if rows and seconds > 0 else None,
+            "peak_mib": sum(involved.values()), "peak_mib_by_process": involved}
+
+
+# ---- dbt's own timings --------------------------------------------------------------------
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def dbt_timings(run_results: Path) -> dict:
+    """Seconds per model (slowest first), the tests' total, and the matching models' window."""
+    results = json.loads(run_results.read_text())["results"]
+    models, tests, window = {}, 0.0, []
+    for item in results:
+        kind, _, name = item["unique_id"].partition(".")
+        if kind == "model":
+            models[name.split(".")[-1]] = round(item["execution_time"], 2)
+            if name.split(".")[-1] in MATCHING_MODELS:
+                window += [_epoch(t[k]) for t in item["timing"] if t["name"] == "execute"
+                           for k in ("started_at", "completed_at")]
+        elif kind == "test":
+            tests += item["execution_time"]
+    missing = [m for m in MATCHING_MODELS if m not in models]
+    if missing:
+        raise RuntimeError(f"dbt built no model named {', '.join(missing)}: update "
+                           "bench.MATCHING_MODELS to the project's matching models")
+    return {"models": dict(sorted(models.items(), key=lambda kv: -kv[1])),
+            "tests_seconds": round(tests, 2),
+            "matching_seconds": sum(models[m] for m in MATCHING_MODELS),
+            "matching_window": (min(window), max(window)) if window else None}
+
+
+# ---- the run ------------------------------------------------------------------------------
+
+def run(rows: int, settings: config.Settings | None = None, with_dbt: bool = True,
+        with_baselines: bool = True, keep_services: bool = False) -> dict:
+    """Generate a day of `rows` platform transactions and time each stage on fresh services."""
+    from tally import generate, pipeline, services
+
+    settings = settings or bench_settings(config.load())
     services.down(settings)
-    for part in ("pg", "s3", "inbox", "run"):
+    for part in ("pg", "s3", "inbox", "run", "dbt-target"):
         shutil.rmtree(settings.home / part, ignore_errors=True)
     settings = services.up(settings)
-    stages = {}
+    pipeline.prepare(settings)
+    started = datetime.now(UTC)
+    result = {"rows": rows, "started_at": started.isoformat(timespec="seconds"),
+              "code_version": _code_version(settings),
+              "load_average_before": [round(x, 2) for x in os.getloadavg()],
+              "machine": machine(settings), "stages": {}}
+    stages = result["stages"]
+    memory = MemorySampler(settings)
 
-    def timed(name: str, fn, count: int | None = None):
-        started = time.perf_counter()
-        result = fn()
-        seconds = time.perf_counter() - started
-        stages[name] = {"seconds": round(seconds, 2),
-                        "rows_per_second": round(count / seconds) if count else None,
-                        "peak_rss_mib": round(_peak_mib())}
-        return result
+    def timed(name: str, fn, *args):
+        since, clock = time.time(), time.perf_counter()
+        try:
+            value, seconds, (own, child) = in_own_process(fn, *args)
+        except Exception as exc:
+            # Recorded with what it cost until then; the stages after it do not run.
+            stages[name] = _figures(time.perf_counter() - clock, 0, memory.peaks(
+                since, time.time()), name)
+            stages[name]["failed"] = ("its process died (out of memory?)"
+                                      if isinstance(exc, BrokenProcessPool) else repr(exc)[:1000])
+            raise StageFailed(name) from exc
+        groups = memory.peaks(since, time.time())
+        # The stage's process (and its largest child, dbt) peaks, exact, where samples missed.
+        groups["pipeline"] = max(groups["pipeline"], own + child)
+        return value, _figures(seconds, result.get("rows_in_files", rows), groups, name)
 
-    day = timed("generate", lambda: generate.generate_day(BENCH_DATE, rows, settings.inbox_dir),
-                rows)
-    file_rows = json.loads(day.labels.read_text())["rows"]
-    loaded_rows = sum(n for name, n in file_rows.items() if not name.endswith("_bill"))
+    try:
+        with memory:
+            day, stages["generate"] = timed("generate", generate.generate_day, BENCH_DATE,
+                                            rows, settings.inbox_dir)
+            file_rows = json.loads(day.labels.read_text())["rows"]
+            result["rows_in_files"] = sum(file_rows.values())
+            result["files"] = len(day.files)
+            generated = stages["generate"]
+            generated["rows_per_second"] = round(result["rows_in_files"] / generated["seconds"])
+
+            _, stages["parse"] = timed("parse", parse_files, settings, day.files)
+            landed, stages["land"] = timed("land", pipeline.land_day, settings, BENCH_DATE)
+            loaded, stages["load"] = timed("load", pipeline.load_day, settings, BENCH_DATE)
+            if landed["landed"] != len(day.files) or loaded["quarantined"]:
+                raise RuntimeError(f"the generated day did not load cleanly: {landed['landed']} "
+                                   f"of {len(day.files)} files landed; quarantined: "
+                                   f"{loaded['quarantined']}")
+            result["rows_loaded"] = loaded["loaded_rows"]
+            if with_dbt:
+                _daily_tail(settings, f"bench__{rows}__{started:%Y%m%dT%H%M%S}", result, timed,
+                            memory)
+                stages["end to end"] = _end_to_end(stages, result["rows_in_files"])
+            # ---- Baselines: plugins/tally/baselines.py, written separately ---------------
+            # run_baselines(settings, files, business_date, conn) -> dict, on the same files
+            # and warehouse. The bench runs without it while that module does not exist.
+            if with_baselines:
+                baselines, figures = timed("baselines", run_baselines, settings, day.files)
+                if baselines is not None:
+                    result["baselines"] = baselines
+                    result["baselines_total"] = figures
+    except StageFailed as exc:
+        result["failed_stage"] = str(exc)
+        print(f"bench: {exc} failed at {rows:,}: {stages[str(exc)]['failed']}", file=sys.stderr)
+    finally:
+        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        if not keep_services:
+            services.down(settings)
+    return result
+
+
+def parse_files(settings: config.Settings, files: dict[str, Path]) -> None:
+    """The parsers alone: every file from disk, the rows thrown away."""
+    from tally import formats, sources
+
     configs = sources.load_all(settings)
+    for key, path in files.items():
+        formats.parse(path.read_bytes(), configs[key.split(":")[0]], path.name)
 
-    def parse_all():
-        for key, path in day.files.items():
-            formats.parse(path.read_bytes(), configs[key.split(":")[0]], path.name)
-    timed("parse", parse_all, loaded_rows)
-    timed("land", lambda: pipeline.land_day(settings, BENCH_DATE), loaded_rows)
-    timed("load (parse + COPY)", lambda: pipeline.load_day(settings, BENCH_DATE), loaded_rows)
-    if with_dbt:
-        timed("dbt build", lambda: transform.build(settings, BENCH_DATE), loaded_rows)
-        verdict = timed("gate", lambda: gate.run(settings, BENCH_DATE), loaded_rows)
-        stages["gate"]["passed"] = verdict.passed
-    services.down(settings)
+
+def check_gate(settings: config.Settings, run_id: str) -> tuple[bool, str | None]:
+    """pipeline.check_gate: the verdict recorded on the run; (passed, what failed)."""
+    from tally import gate, pipeline
+
+    try:
+        pipeline.check_gate(settings, run_id, BENCH_DATE)
+        return True, None
+    except gate.GateFailed as exc:
+        return False, str(exc)
+
+
+def _daily_tail(settings: config.Settings, run_id: str, result: dict, timed,
+                memory: MemorySampler) -> None:
+    """dbt build (and its matching models), the gate and publish, as one daily run does."""
+    from tally import pipeline, transform
+
+    stages = result["stages"]
+    _, stages["dbt build"] = timed("dbt build", transform.build, settings, BENCH_DATE)
+    timings = dbt_timings(settings.home / "dbt-target" / "run_results.json")
+    result["dbt_models"] = timings["models"]
+    result["dbt_tests_seconds"] = timings["tests_seconds"]
+    window = timings["matching_window"]
+    groups = memory.peaks(*window) if window else _unfigure(stages["dbt build"])
+    stages["matching"] = _figures(timings["matching_seconds"], result["rows_in_files"], groups,
+                                  "matching")
+    stages["matching"]["models"] = list(MATCHING_MODELS)
+
+    pipeline.start_run(settings, run_id, BENCH_DATE)
+    (passed, failure), stages["gate"] = timed("gate", check_gate, settings, run_id)
+    stages["gate"]["passed"] = passed
+    if not passed:
+        stages["gate"]["failure"] = failure
+        return
+    uri, stages["publish"] = timed("publish", pipeline.publish, settings, run_id, BENCH_DATE)
+    stages["publish"]["report"] = uri
+
+
+def _unfigure(figures: dict) -> dict[str, float]:
+    return {g: figures["peak_mib_by_process"].get(g, 0.0) for g in GROUPS}
+
+
+def _end_to_end(stages: dict, day_rows: int) -> dict:
+    done = [stages[s] for s in DAILY_STAGES if s in stages]
+    seconds = sum(s["seconds"] for s in done)
+    by_process = {g: max(s["peak_mib_by_process"].get(g, 0) for s in done) for g in GROUPS}
+    return {"seconds": round(seconds, 2), "rows_per_second": round(day_rows / seconds),
+            "peak_mib": max(s["peak_mib"] for s in done), "peak_mib_by_process": by_process,
+            "stages": [s for s in DAILY_STAGES if s in stages]}
+
+
+def run_baselines(settings: config.Settings, files: dict[str, Path]) -> dict | None:
+    """tally.baselines.run_baselines on the day's files, or None while it does not exist. Its
+    failure is recorded, not raised: the pipeline's own figures are kept."""
+    try:
+        from tally import baselines
+    except ModuleNotFoundError as exc:
+        if exc.name != "tally.baselines":
+            raise
+        return None
+    if not hasattr(baselines, "run_baselines"):
+        return None
+    try:
+        with postgres.connect(settings, autocommit=True) as conn:
+            return baselines.run_baselines(settings, files, BENCH_DATE, conn)
+    except Exception as exc:  # noqa: BLE001 - reported in the results instead
+        print(f"baselines failed: {exc!r}", file=sys.stderr)
+        return {"error": {"result": f"failed: {exc!r}"[:500]}}
+
+
+# ---- the machine --------------------------------------------------------------------------
+
+def _code_version(settings: config.Settings) -> str:
+    """The pipeline's code version, marked when the checkout has uncommitted changes."""
+    from tally import pipeline
+
+    try:
+        changed = subprocess.run(["git", "-C", str(settings.project_dir), "status",
+                                  "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        changed = ""
+    return pipeline.code_version(settings) + (" with uncommitted changes" if changed else "")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(settings: config.Settings) -> dict:
+    from tally.services import s3
+
+    with postgres.connect(settings, autocommit=True) as conn:
+        server = conn.execute("show server_version").fetchone()[0]
+    try:
+        weed = subprocess.run([s3._weed(), "version"], capture_output=True, text=True,
+                              timeout=10).stdout.split("\n")[0].strip()
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        weed = "unknown"
     return {
-        "rows": rows, "rows_loaded": loaded_rows, "stages": stages,
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "system": platform.platform(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                                        / 2**30, 1)},
+        "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu": _cpu_model(), "system": platform.platform(),
+        "python": platform.python_version(), "postgresql": server,
+        "postgresql_settings": {k: v for k, v in postgres.SERVER_OPTIONS.items()
+                                if k != "listen_addresses"},
+        **{name: _version(package) for name, package in (
+            ("dbt-core", "dbt-core"), ("dbt-postgres", "dbt-postgres"), ("pandas", "pandas"),
+            ("numpy", "numpy"), ("pyarrow", "pyarrow"), ("psycopg", "psycopg"),
+            ("duckdb", "duckdb"), ("airflow", "apache-airflow"),
+            ("great-expectations", "great-expectations"))},
+        "seaweedfs": weed,
     }
 
 
+# ---- results ------------------------------------------------------------------------------
+
+def save(results: list[dict], path: Path) -> list[dict]:
+    """Merge into the JSON file (one entry per scale, the newest kept); return every entry."""
+    path = Path(path)
+    kept = json.loads(path.read_text()) if path.exists() else []
+    scales = {r["rows"] for r in results}
+    merged = sorted([r for r in kept if r["rows"] not in scales] + results,
+                    key=lambda r: r["rows"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    return merged
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:,}"
+
+
 def table(result: dict) -> str:
-    lines = [f"{result['rows']:,} platform transactions ({result['rows_loaded']:,} rows loaded "
-             f"across all files), {result['machine']['cores']} cores",
-             "| stage | seconds | rows/s | peak RSS MiB |", "| --- | ---: | ---: | ---: |"]
+    """One scale's stages as a Markdown table."""
+    lines = ["| stage | seconds | rows/s | peak MiB | pipeline (Python + dbt) | PostgreSQL | S3 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, s in result["stages"].items():
-        rate = f"{s['rows_per_second']:,}" if s["rows_per_second"] else ""
-        lines.append(f"| {name} | {s['seconds']} | {rate} | {s['peak_rss_mib']} |")
+        by = s["peak_mib_by_process"]
+        label = {"matching": f"↳ matching ({' + '.join(MATCHING_MODELS)})",
+                 "end to end": "**end to end** (land → publish)"}.get(name, name)
+        if name == "gate" and "passed" in s:
+            label += " (passed)" if s["passed"] else " (**FAILED**)"
+        if s.get("failed"):
+            label += f" (**FAILED**: {s['failed']})"
+        lines.append(f"| {label} | {s['seconds']:,.2f} | {_number(s['rows_per_second'])} | "
+                     f"{s['peak_mib']:,} | {_number(by.get('pipeline'))} | "
+                     f"{_number(by.get('postgres'))} | {_number(by.get('s3'))} |")
     return "\n".join(lines)
 
 
-def write(result: list[dict], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+def _targets(result: dict) -> str:
+    stages = result["stages"]
+    peak = max(s["peak_mib"] for s in stages.values())
+    checks = [f"peak memory {peak:,} MiB {'≤' if peak <= TARGET_PEAK_MIB else '>'} "
+              f"{TARGET_PEAK_MIB:,} MiB {'✓' if peak <= TARGET_PEAK_MIB else '✗'}"]
+    if result["rows"] >= 10_000_000:
+        for name, limit in (("end to end", TARGET_END_TO_END_SECONDS_10M),
+                            ("matching", TARGET_MATCHING_SECONDS_10M)):
+            if name in stages:
+                ok = stages[name]["seconds"] < limit
+                checks.append(f"{name} {stages[name]['seconds']:,.0f} s "
+                              f"{'<' if ok else '≥'} {limit} s {'✓' if ok else '✗'}")
+    else:
+        checks.append("the time targets (end to end < 300 s, matching < 60 s) apply at 10M")
+    return "Targets: " + "; ".join(checks) + "."
+
+
+def _models_table(result: dict, top: int = 12) -> str:
+    models = result.get("dbt_models") or {}
+    shown = list(models)[:top] + [m for m in MATCHING_MODELS if m in list(models)[top:]]
+    lines = ["| dbt model (slowest first) | seconds |", "| --- | ---: |"]
+    lines += [f"| {m}{' (matching)' if m in MATCHING_MODELS else ''} | {models[m]:,.2f} |"
+              for m in shown]
+    rest = sum(v for m, v in models.items() if m not in shown)
+    lines.append(f"| {len(models) - len(shown)} other models | {rest:,.2f} |")
+    lines.append(f"| all dbt tests | {result.get('dbt_tests_seconds', 0):,.2f} |")
+    return "\n".join(lines)
+
+
+def _baselines_table(results: list[dict]) -> str | None:
+    """Each baseline's figures beside Tally's matching and end-to-end seconds at that scale."""
+    shown = ("seconds", "rows_per_second", "peak_mib", "peak_rss_mib")
+    rows = []
+    for result in results:
+        stages = result["stages"]
+        for name, figures in (result.get("baselines") or {}).items():
+            figures = figures if isinstance(figures, dict) else {"result": figures}
+            seconds = figures.get("seconds")
+            rate = figures.get("rows_per_second") or (
+                round(result["rows_in_files"] / seconds) if seconds else None)
+            ratios = [f"{seconds / stages[s]['seconds']:.2f}" if seconds and s in stages else ""
+                      for s in ("matching", "end to end")]
+            other = "; ".join(
+                f"{k}: " + (", ".join(f"{a} {b:,}" if isinstance(b, int) else f"{a} {b}"
+                                      for a, b in v.items()) if isinstance(v, dict) else str(v))
+                for k, v in figures.items()
+                if k not in shown and v is not None and not k.startswith("ratio_"))
+            rows.append(f"| {result['rows']:,} | {name} | {_number(seconds)} | {_number(rate)} | "
+                        f"{_number(figures.get('peak_mib', figures.get('peak_rss_mib')))} | "
+                        f"{ratios[0]} | {ratios[1]} | {other} |")
+    if not rows:
+        return None
+    return "\n".join([
+        "Seconds of each baseline over Tally's matching and end-to-end seconds at the same scale "
+        "(below 1: the baseline is faster).\n",
+        "| transactions | baseline | seconds | rows/s | peak MiB | × matching | × end to end | "
+        "notes |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |", *rows])
+
+
+def _machine_table(m: dict) -> str:
+    pg = ", ".join(f"{k}={v}" for k, v in m["postgresql_settings"].items())
+    rows = [("cores", m["cores"]), ("memory", f"{m['memory_gib']} GiB"), ("CPU", m["cpu"]),
+            ("system", m["system"]), ("Python", m["python"]),
+            ("PostgreSQL", f"{m['postgresql']} ({pg})"),
+            ("dbt", f"dbt-core {m['dbt-core']}, dbt-postgres {m['dbt-postgres']}"),
+            ("pandas / numpy / pyarrow", f"{m['pandas']} / {m['numpy']} / {m['pyarrow']}"),
+            ("psycopg", m["psycopg"]), ("DuckDB", m["duckdb"]), ("Airflow", m["airflow"]),
+            ("Great Expectations", m["great-expectations"]), ("SeaweedFS", m["seaweedfs"])]
+    return "\n".join(["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)])
+
+
+DEFAULT_NOTES = """## Notes
+
+Where the time and memory go, and what would fix it, is written here by hand after a run.
+"""
+
+
+def write_markdown(results: list[dict], path: Path) -> None:
+    """docs/benchmarks.md: the machine, a table per scale, the baselines, then the notes (the
+    part of an existing file below KEEP_MARKER is kept)."""
+    path = Path(path)
+    notes = DEFAULT_NOTES
+    if path.exists() and KEEP_MARKER in path.read_text():
+        notes = path.read_text().split(KEEP_MARKER, 1)[1].strip("\n") + "\n"
+    parts = [
+        "# Benchmarks",
+        "Written by `tally bench` (`make bench`: 100 000 and 1 000 000 platform transactions a "
+        "day; `make bench-10m`: ten million; `make bench ROWS=\"N ...\"`). Raw figures, per "
+        "scale: [benchmarks.json](benchmarks.json). The bench runs the real pipeline on "
+        "services of its own (PostgreSQL and S3 under `.tally/bench`), one stage after the "
+        "other, on a generated day: N platform transactions plus their channel bills, bank "
+        "statements, custody flows, settlement and balances files.",
+        "- Each stage runs in a fresh Python process, as Airflow runs each task; **seconds** "
+        "is the wall time of its work (not the process start and imports). **rows/s**: rows "
+        "in all of the day's files divided by those seconds (the same numerator for every "
+        "stage).\n"
+        "- **peak MiB**: the peak memory of the processes the stage involves, the sum of each "
+        "group's peak (an upper bound): the stage's Python process with its children (dbt "
+        "runs as a subprocess), the PostgreSQL server (postmaster and backends), the S3 "
+        f"server. Sampled every {SAMPLE_SECONDS} s: PostgreSQL's processes by proportional set "
+        "size (its shared buffers count once, not once per backend), the others by resident "
+        "set size; the stage process's and dbt's exact peaks (getrusage) where higher.\n"
+        "- **generate** and **parse** are not part of a daily run: generate writes the files; "
+        "parse parses them from disk and throws the result away (the parsers alone). "
+        "**load** is fetch from S3 + parse + self-checks + COPY. **matching** is within dbt "
+        "build: the sum of the reconciliation models' times from dbt's `run_results.json`. "
+        "**end to end** = land + load + dbt build + gate + publish: what a daily run costs "
+        "once the files exist (Airflow's own scheduling overhead not included).",
+        "## Machine",
+        _machine_table(results[-1]["machine"]),
+    ]
+    for result in results:
+        loaded = result.get("rows_loaded")
+        parts.append(
+            f"## {result['rows']:,} platform transactions\n\n"
+            + (f"{result['rows_in_files']:,} rows in {result['files']} files" if "files" in result
+               else "No files were generated")
+            + (f" ({loaded:,} loaded into raw tables)" if loaded else "")
+            + f"; run {result['started_at']} at {result['code_version']}; load average "
+            f"{result['load_average_before'][0]} before, {result['load_average_after'][0]} "
+            "after (1 min)."
+            + ("" if result["machine"] == results[-1]["machine"] else
+               f" Machine: {result['machine']['cores']} cores, "
+               f"{result['machine']['memory_gib']} GiB, {result['machine']['cpu']}."))
+        if result.get("note"):
+            parts.append(f"Note: {result['note']}")
+        parts.append(table(result))
+        parts.append(_targets(result))
+        if result.get("dbt_models"):
+            parts.append(_models_table(result))
+    baselines = _baselines_table(results)
+    parts += ["## Baselines", baselines or "No baseline results in these runs "
+              "(`plugins/tally/baselines.py` absent, or `--no-baselines`)."]
+    parts += [KEEP_MARKER, notes]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(p.strip("\n") for p in parts) + "\n")

@@ -171,9 +171,10 @@ def cmd_bench(args) -> int:
         everything = bench.save(results, Path(args.out))  # after each scale: keep what is done
         bench.write_markdown(everything, Path(args.markdown))
     print(f"results: {args.out}, {args.markdown}")
-    failed = [r["rows"] for r in results if not r["stages"].get("gate", {}).get("passed", True)]
+    failed = [r["rows"] for r in results if r.get("failed_stage")
+              or not r["stages"].get("gate", {}).get("passed", True)]
     if failed:
-        print(f"the gate failed at {failed} transactions", file=sys.stderr)
+        print(f"the bench failed (a stage, or the gate) at {failed} transactions", file=sys.stderr)
     return 1 if failed else 0
 
 

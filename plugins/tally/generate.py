@@ -13,6 +13,7 @@ without the rest.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -429,12 +430,11 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
 
 # ---- writing files: each format's renderer in tally.samples ---------------------------------
 
-def _bank_files(day: Day) -> dict[str, tuple[str, bytes]]:
+def _bank_files(day: Day) -> Iterator[tuple[str, str, bytes]]:
     """One statement per bank account, in the format that account's bank exports."""
     from tally.samples import camt053, cn_bank, mt940, platform
 
     d = f"{day.business_date:%Y%m%d}"
-    files = {}
     for account, rows in day.bookings.groupby("account", sort=True):
         source = STATEMENT_SOURCES[account]
         rows = rows.reset_index(drop=True)
@@ -456,39 +456,35 @@ def _bank_files(day: Day) -> dict[str, tuple[str, bytes]]:
         else:
             name = f"ccb_{tail}_{d}.xls"
             data = cn_bank.render_ccb_xls(rows, day.openings, day.business_date)
-        files[f"{source}:{tail}"] = (name, data)
-    return files
+        yield f"{source}:{tail}", name, data
+        del data  # not kept while the next statement is rendered
 
 
-def _channel_files(day: Day) -> dict[str, tuple[str, bytes]]:
+def _channel_files(day: Day) -> Iterator[tuple[str, str, bytes]]:
     """The channels' bills as they deliver them: Alipay's zip, WeChat Pay's gzip."""
     from tally.samples import alipay, wechatpay
 
     d = f"{day.business_date:%Y%m%d}"
-    files = {"alipay_bill": alipay.render_bill_zip(day.channel_bills["alipay"], day.business_date,
-                                                   ALIPAY_PID)}
-    files["wechatpay_trade_bill"] = (
-        f"wechatpay_tradebill_ALL_{d}.csv.gz",
-        wechatpay.render_trade_bill(day.channel_bills["wechatpay"], day.business_date, "ALL",
-                                    gzip=True))
-    return files
+    yield "alipay_bill", *alipay.render_bill_zip(day.channel_bills["alipay"], day.business_date,
+                                                 ALIPAY_PID)
+    yield ("wechatpay_trade_bill", f"wechatpay_tradebill_ALL_{d}.csv.gz",
+           wechatpay.render_trade_bill(day.channel_bills["wechatpay"], day.business_date, "ALL",
+                                       gzip=True))
 
 
-def render(day: Day) -> dict[str, tuple[str, bytes]]:
-    """Every file of the day: key -> (file name, bytes); the key's source names the folder."""
+def render(day: Day) -> Iterator[tuple[str, str, bytes]]:
+    """Every file of the day, one at a time (so one file's bytes are in memory at once):
+    (key, file name, bytes); the key's source names the folder."""
     from tally.samples import platform
 
     d = f"{day.business_date:%Y%m%d}"
-    files = {
-        "platform_ledger": (f"platform_ledger_{d}.csv", platform.ledger_csv(day.platform)),
-        "platform_custody_flows": (f"custody_flows_{d}.csv",
-                                   platform.custody_flows_csv(day.custody_flows)),
-        "platform_settlement": (f"settlement_{d}.csv", platform.settlement_csv(day.settlement)),
-        "platform_balances": (f"balances_{d}.csv", platform.balances_csv(day.balances)),
-    }
-    files.update(_bank_files(day))
-    files.update(_channel_files(day))
-    return files
+    yield "platform_ledger", f"platform_ledger_{d}.csv", platform.ledger_csv(day.platform)
+    yield ("platform_custody_flows", f"custody_flows_{d}.csv",
+           platform.custody_flows_csv(day.custody_flows))
+    yield "platform_settlement", f"settlement_{d}.csv", platform.settlement_csv(day.settlement)
+    yield "platform_balances", f"balances_{d}.csv", platform.balances_csv(day.balances)
+    yield from _bank_files(day)
+    yield from _channel_files(day)
 
 
 def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7,
@@ -500,7 +496,7 @@ def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7,
     out_dir = Path(out_dir)
     written = {}
     late_files = []
-    for key, (name, data) in render(day).items():
+    for key, name, data in render(day):
         source = key.split(":")[0]
         folder = (out_dir / "late" if source in late else out_dir) / source / \
             business_date.isoformat()
@@ -510,6 +506,7 @@ def generate_day(business_date: date, scale: int, out_dir: Path, seed: int = 7,
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
         written[key] = folder / name
+        del data  # before the next file is rendered
     labels = {
         "business_date": business_date.isoformat(), "seed": seed, "scale": scale,
         "rows": {"platform_ledger": len(day.platform), "bank": len(day.bookings),

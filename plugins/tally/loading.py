@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 
 import psycopg
@@ -23,20 +22,25 @@ class Loaded:
     error: str | None = None
 
 
+# Rows per piece of CSV written to COPY: the file's CSV text is never built whole (at a million
+# rows that was ~300 MiB more). Per-row write_row costs twice the CPU; bigger pieces gain nothing.
+COPY_CHUNK_ROWS = 50_000
+
+
 def copy_rows(conn: psycopg.Connection, table_name: str, raw_columns: list[str], file_id: int,
               rows) -> int:
+    """COPY a parsed frame (line_no + raw_columns) into a raw table, numbering its records."""
     columns = ["file_id", "record_no", "line_no", *raw_columns]
-    frame = rows[columns[2:]].copy()
-    frame.insert(0, "record_no", range(1, len(frame) + 1))
-    frame.insert(0, "file_id", file_id)
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False)
     schema, table = table_name.split(".")
     statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
         sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns)))
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.write(buffer.getvalue())
-    return len(frame)
+        for start in range(0, len(rows), COPY_CHUNK_ROWS):
+            chunk = rows.iloc[start:start + COPY_CHUNK_ROWS]
+            chunk = chunk.assign(file_id=file_id,
+                                 record_no=range(start + 1, start + 1 + len(chunk)))
+            copy.write(chunk[columns].to_csv(index=False, header=False))
+    return len(rows)
 
 
 def load_file(settings: Settings, conn: psycopg.Connection, s3, config: SourceConfig,
