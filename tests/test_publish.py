@@ -83,7 +83,8 @@ def test_a_clean_day_publishes_every_output_and_they_agree_with_the_views(built,
     uri = pipeline.publish(built, RUN, DAY)
     prefix = f"daily/{DAY}/v0001/"
     assert uri == f"s3://{zone}/{prefix}"
-    views = ["breaks", "daily_summary", "matches", "outcomes", "status_corrections", "suspense"]
+    views = ["breaks", "daily_summary", "matches", "outcomes", "source_arrivals",
+             "status_corrections", "suspense"]
     balance = has_balance_checks(conn)
     views += ["balance_checks"] if balance else []
     expected = sorted([prefix + "_manifest.json", prefix + f"report_{DAY}.html",
@@ -340,3 +341,21 @@ def test_the_html_report_renders_offline_in_headless_chromium(built, conn, s3, z
                        '<img src="http://cdn.example.com/x.png">')
     assert sorted(screenshot(control, tmp_path / "control.png", tmp_path)) == [
         "http://cdn.example.com/x.png", "https://fonts.example.com/a.css"]
+
+
+def test_extracts_stream_in_batches_with_the_same_bytes(built, conn, tmp_path, monkeypatch):
+    """Views are exported a batch at a time (memory does not grow with the day); the files do
+    not depend on the batch size."""
+    from tally.publish import reports
+
+    whole = reports.export_view(conn, "outcomes", DAY, tmp_path)
+    (tmp_path / "small").mkdir()
+    monkeypatch.setattr(reports, "BATCH_ROWS", 7)
+    batched = reports.export_view(conn, "outcomes", DAY, tmp_path / "small")
+    assert batched.rows == whole.rows > 7 * 3
+    import pyarrow.parquet as pq
+
+    csv_name, parquet_name = "outcomes.csv", "outcomes.parquet"
+    assert batched.files[csv_name].read_bytes() == whole.files[csv_name].read_bytes()
+    assert pq.read_table(batched.files[parquet_name]).equals(
+        pq.read_table(whole.files[parquet_name]))

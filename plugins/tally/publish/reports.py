@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pyarrow as pa
@@ -35,6 +36,10 @@ from tally.config import Settings
 # The reporting contract, in the order finance reads it; balance_checks when it exists.
 VIEWS = ["daily_summary", "breaks", "suspense", "status_corrections", "matches", "outcomes"]
 OPTIONAL_VIEWS = ["balance_checks", "source_arrivals"]
+# A row per transaction: exported by streaming, never held in memory (the workbook and the
+# HTML report read the other views).
+STREAMED_VIEWS = {"matches", "outcomes"}
+BATCH_ROWS = 50_000
 HISTORY_DAYS = 14  # the match-rate chart looks back this many days
 MANIFEST = "_manifest.json"
 
@@ -111,25 +116,32 @@ def existing_views(conn: psycopg.Connection) -> list[str]:
     return found
 
 
-def read_view(conn: psycopg.Connection, name: str, business_date: date) -> View:
+def _query(conn: psycopg.Connection, name: str) -> str:
     # Ordered by every column: the same day gives the same bytes, whichever plan PostgreSQL picks.
     count = len(conn.execute(f"select * from reporting.{name} limit 0").description)
     order = ", ".join(str(i) for i in range(1, count + 1))
-    cursor = conn.execute(
-        f"select * from reporting.{name} where business_date = %s order by {order}",
-        (business_date,))
-    columns = [d.name for d in cursor.description]
+    return f"select * from reporting.{name} where business_date = %s order by {order}"
+
+
+def _shape(conn: psycopg.Connection, description) -> tuple[list[str], list[str], list[int]]:
+    """Column names, type names, and the positions of minor-unit columns PostgreSQL returns as
+    numeric (sum() of bigint is numeric): those are made integers again."""
+    columns = [d.name for d in description]
     types = []
-    for d in cursor.description:
+    for d in description:
         info = conn.adapters.types.get(d.type_code)
         types.append(info.name if info else "text")
-    rows = cursor.fetchall()
-    # sum() of bigint is numeric in PostgreSQL: minor units are integers again here.
     numeric = [i for i, (c, t) in enumerate(zip(columns, types, strict=True))
                if c.endswith("_minor") and t == "numeric"]
+    return columns, ["int8" if i in numeric else t for i, t in enumerate(types)], numeric
+
+
+def read_view(conn: psycopg.Connection, name: str, business_date: date) -> View:
+    cursor = conn.execute(_query(conn, name), (business_date,))
+    columns, types, numeric = _shape(conn, cursor.description)
+    rows = cursor.fetchall()
     if numeric:
         rows = [_integral(row, numeric, name) for row in rows]
-        types = ["int8" if i in numeric else t for i, t in enumerate(types)]
     return View(name, columns, types, rows)
 
 
@@ -144,7 +156,9 @@ def _integral(row: tuple, positions: list[int], view: str) -> tuple:
 
 
 def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayReport:
-    views = {name: read_view(conn, name, business_date) for name in existing_views(conn)}
+    """What the workbook and the HTML report show: every view but the streamed ones."""
+    views = {name: read_view(conn, name, business_date) for name in existing_views(conn)
+             if name not in STREAMED_VIEWS}
     run = conn.execute(
         "select run_id, code_version, rules_digest, gate_passed, gate_summary from tally.runs"
         " where run_id = %s", (run_id,)).fetchone()
@@ -166,20 +180,16 @@ def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayR
 
 # Extracts -----------------------------------------------------------------------------------
 
-def extract_csv(view: View) -> bytes:
+def _csv_rows(columns: list[str], rows):
     """The view's columns, then for each `<x>_minor` column the decimal text `<x>` (exact,
-    from money.format_minor). UTF-8 with BOM so that Excel opens Chinese text correctly."""
-    minor = [(i, c[: -len("_minor")]) for i, c in enumerate(view.columns) if c.endswith("_minor")]
-    currency_at = view.columns.index("currency") if "currency" in view.columns else None
+    from money.format_minor)."""
+    minor = [(i, c[: -len("_minor")]) for i, c in enumerate(columns) if c.endswith("_minor")]
+    currency_at = columns.index("currency") if "currency" in columns else None
     minor = minor if currency_at is not None else []
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*view.columns, *(name for _, name in minor)])
-    for row in view.rows:
-        decimals = [None if row[i] is None else money.format_minor(row[i], row[currency_at])
-                    for i, _ in minor]
-        writer.writerow([*row, *decimals])
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    if rows is None:
+        return [*columns, *(name for _, name in minor)]
+    return [[*row, *(None if row[i] is None else money.format_minor(row[i], row[currency_at])
+                     for i, _ in minor)] for row in rows]
 
 
 _ARROW_TYPES = {
@@ -199,29 +209,73 @@ def _arrow_column(values: list, type_name: str) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
-def extract_parquet(view: View) -> bytes:
-    """The view exactly: amounts stay int64 minor units, dates are dates."""
-    columns = list(zip(*view.rows, strict=True)) if view.rows else [[] for _ in view.columns]
-    table = pa.table({name: _arrow_column(list(values), type_name)
-                      for name, type_name, values in zip(view.columns, view.types, columns,
-                                                         strict=True)})
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue()
+def _arrow_table(columns: list[str], types: list[str], rows: list[tuple]) -> pa.Table:
+    values = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
+    return pa.table({name: _arrow_column(list(column), type_name)
+                     for name, type_name, column in zip(columns, types, values, strict=True)})
 
 
-def render_outputs(day: DayReport) -> dict[str, bytes]:
-    """Every file of a publication, by name: workbook, HTML report, one CSV and Parquet per view."""
+@dataclass
+class Extract:
+    name: str
+    rows: int
+    files: dict[str, Path]  # output name -> local file
+
+
+def export_view(conn: psycopg.Connection, name: str, business_date: date,
+                directory: Path) -> Extract:
+    """Write the view's rows for the day to `<name>.csv` (UTF-8 with BOM, so that Excel opens
+    Chinese text) and `<name>.parquet` (amounts stay int64 minor units, dates are dates),
+    50 000 rows at a time from a server-side cursor: memory does not grow with the view."""
+    query = _query(conn, name)
+    csv_path, parquet_path = directory / f"{name}.csv", directory / f"{name}.parquet"
+    count, writer = 0, None
+    with conn.transaction(), conn.cursor(name=f"export_{name}") as cursor, \
+            open(csv_path, "w", encoding="utf-8", newline="") as text:
+        cursor.execute(query, (business_date,))
+        columns, types, numeric = _shape(conn, cursor.description)
+        out = csv.writer(text, lineterminator="\n")
+        text.write("\ufeff")
+        out.writerow(_csv_rows(columns, None))
+        try:
+            while True:
+                rows = cursor.fetchmany(BATCH_ROWS)
+                if numeric:
+                    rows = [_integral(row, numeric, name) for row in rows]
+                if rows or writer is None:
+                    table = _arrow_table(columns, types, rows)
+                    if writer is None:
+                        writer = pq.ParquetWriter(parquet_path, table.schema,
+                                                  compression="zstd")
+                    writer.write_table(table.cast(writer.schema))
+                if not rows:
+                    break
+                out.writerows(_csv_rows(columns, rows))
+                count += len(rows)
+        finally:
+            if writer is not None:
+                writer.close()
+    return Extract(name, count, {f"{name}.csv": csv_path, f"{name}.parquet": parquet_path})
+
+
+def render_outputs(conn: psycopg.Connection, day: DayReport, directory: Path
+                   ) -> tuple[dict[str, Path], dict[str, int]]:
+    """Every file of a publication, written under `directory`: workbook, HTML report, one CSV
+    and Parquet per view. Returns {output name: file} and {view: rows}."""
     from tally.publish import excel
     from tally.publish import html_report as html
 
     stamp = day.business_date.isoformat()
-    outputs = {f"report_{stamp}.xlsx": excel.workbook(day),
-               f"report_{stamp}.html": html.report(day).encode("utf-8")}
-    for name, view in day.views.items():
-        outputs[f"{name}.csv"] = extract_csv(view)
-        outputs[f"{name}.parquet"] = extract_parquet(view)
-    return outputs
+    files = {f"report_{stamp}.xlsx": directory / f"report_{stamp}.xlsx",
+             f"report_{stamp}.html": directory / f"report_{stamp}.html"}
+    files[f"report_{stamp}.xlsx"].write_bytes(excel.workbook(day))
+    files[f"report_{stamp}.html"].write_bytes(html.report(day).encode("utf-8"))
+    counts = {}
+    for name in existing_views(conn):
+        extract = export_view(conn, name, day.business_date, directory)
+        files.update(extract.files)
+        counts[name] = extract.rows
+    return files, counts
 
 
 # Publication --------------------------------------------------------------------------------
@@ -257,8 +311,12 @@ def latest_manifest(s3, bucket: str, business_date: date) -> dict | None:
     return json.loads(storage.get_bytes(s3, bucket, key))
 
 
-def _sha256(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _promote(s3, bucket: str, business_date: date, staging: str,
@@ -280,30 +338,41 @@ def _promote(s3, bucket: str, business_date: date, staging: str,
 
 
 def _copy(s3, bucket: str, source: str, target: str, digest: str) -> bool:
-    # A copy through this process, so that the write is conditional (never overwrites) and the
-    # staged bytes are proven to be the ones rendered.
-    body = storage.get_bytes(s3, bucket, source)
-    if _sha256(body) != digest:
-        raise RuntimeError(f"staged object {source} does not have the bytes rendered")
-    return storage.put_if_absent(s3, bucket, target, body)
+    # A copy through this process (via a temporary file: outputs can be large), so that the
+    # write is conditional (never overwrites) and the staged bytes are proven to be the ones
+    # rendered.
+    with tempfile.TemporaryFile() as spool:
+        check = hashlib.sha256()
+        for chunk in s3.get_object(Bucket=bucket, Key=source)["Body"].iter_chunks(1 << 20):
+            spool.write(chunk)
+            check.update(chunk)
+        if check.hexdigest() != digest:
+            raise RuntimeError(f"staged object {source} does not have the bytes rendered")
+        spool.seek(0)
+        return storage.put_if_absent(s3, bucket, target, spool)
 
 
 def publish_day(settings: Settings, conn: psycopg.Connection, s3, business_date: date,
                 run_id: str) -> str:
     """Render, stage, promote, then write the manifest. Returns the version's s3:// URI."""
     bucket = settings.s3.published_bucket
-    day = read_day(conn, business_date, run_id)
-    outputs = render_outputs(day)
-    digests = {name: _sha256(body) for name, body in outputs.items()}
-    staging = f"_staging/{business_date.isoformat()}/{uuid.uuid4().hex}/"
-    try:
-        for name, body in outputs.items():
-            if not storage.put_if_absent(s3, bucket, staging + name, body):
-                raise RuntimeError(f"staging key {staging}{name} exists already")
-        version, prefix = _promote(s3, bucket, business_date, staging, digests)
-    finally:
-        for name in outputs:
-            s3.delete_object(Bucket=bucket, Key=staging + name)
+    scratch_root = settings.home / "run"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="publish-", dir=scratch_root) as scratch:
+        day = read_day(conn, business_date, run_id)
+        files, counts = render_outputs(conn, day, Path(scratch))
+        digests = {name: _sha256(path) for name, path in files.items()}
+        staging = f"_staging/{business_date.isoformat()}/{uuid.uuid4().hex}/"
+        try:
+            for name, path in files.items():
+                with open(path, "rb") as body:
+                    if not storage.put_if_absent(s3, bucket, staging + name, body):
+                        raise RuntimeError(f"staging key {staging}{name} exists already")
+            version, prefix = _promote(s3, bucket, business_date, staging, digests)
+        finally:
+            for name in files:
+                s3.delete_object(Bucket=bucket, Key=staging + name)
+        sizes = {name: path.stat().st_size for name, path in files.items()}
     manifest = {
         "business_date": business_date.isoformat(),
         "version": version,
@@ -313,9 +382,9 @@ def publish_day(settings: Settings, conn: psycopg.Connection, s3, business_date:
         "gate": day.run["gate"],
         "published_at": datetime.now(UTC).isoformat(),
         "inputs": day.inputs,
-        "views": {name: len(view.rows) for name, view in day.views.items()},
+        "views": counts,
         "outputs": [{"name": name, "key": prefix + name, "sha256": digests[name],
-                     "bytes": len(body)} for name, body in outputs.items()],
+                     "bytes": sizes[name]} for name in files],
     }
     body = json.dumps(manifest, indent=2, ensure_ascii=False, default=str).encode()
     if not storage.put_if_absent(s3, bucket, prefix + MANIFEST, body):
