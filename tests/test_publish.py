@@ -345,17 +345,22 @@ def test_the_html_report_renders_offline_in_headless_chromium(built, conn, s3, z
 
 def test_extracts_stream_in_batches_with_the_same_bytes(built, conn, tmp_path, monkeypatch):
     """Views are exported a batch at a time (memory does not grow with the day); the files do
-    not depend on the batch size."""
-    from tally.publish import reports
-
-    whole = reports.export_view(conn, "outcomes", DAY, tmp_path)
-    (tmp_path / "small").mkdir()
-    monkeypatch.setattr(reports, "BATCH_ROWS", 7)
-    batched = reports.export_view(conn, "outcomes", DAY, tmp_path / "small")
-    assert batched.rows == whole.rows > 7 * 3
+    not depend on the batch size, even where a numeric column's values grow from batch to
+    batch (matches.minutes_apart)."""
     import pyarrow.parquet as pq
 
-    csv_name, parquet_name = "outcomes.csv", "outcomes.parquet"
-    assert batched.files[csv_name].read_bytes() == whole.files[csv_name].read_bytes()
-    assert pq.read_table(batched.files[parquet_name]).equals(
-        pq.read_table(whole.files[parquet_name]))
+    from tally.publish import reports
+
+    whole = {v: reports.export_view(conn, v, DAY, tmp_path) for v in ("outcomes", "matches")}
+    (tmp_path / "small").mkdir()
+    monkeypatch.setattr(reports, "BATCH_ROWS", 7)
+    for view, extract in whole.items():
+        batched = reports.export_view(conn, view, DAY, tmp_path / "small")
+        assert batched.rows == extract.rows > 7 * 3
+        csv_name, parquet_name = f"{view}.csv", f"{view}.parquet"
+        assert batched.files[csv_name].read_bytes() == extract.files[csv_name].read_bytes()
+        assert pq.read_table(batched.files[parquet_name]).equals(
+            pq.read_table(extract.files[parquet_name]))
+    # A numeric column gets one type for the whole view, wide enough for every batch.
+    schema = pq.read_schema(whole["matches"].files["matches.parquet"])
+    assert str(schema.field("minutes_apart").type) == "decimal128(38, 1)"

@@ -209,10 +209,25 @@ def _arrow_column(values: list, type_name: str) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
-def _arrow_table(columns: list[str], types: list[str], rows: list[tuple]) -> pa.Table:
+def _arrow_table(columns: list[str], types: list[str], rows: list[tuple],
+                 decimals: dict[str, pa.DataType]) -> pa.Table:
     values = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
-    return pa.table({name: _arrow_column(list(column), type_name)
+    return pa.table({name: pa.array(list(column), type=decimals[name]) if name in decimals
+                     else _arrow_column(list(column), type_name)
                      for name, type_name, column in zip(columns, types, values, strict=True)})
+
+
+def _decimal_types(conn: psycopg.Connection, name: str, business_date: date,
+                   columns: list[str], types: list[str]) -> dict[str, pa.DataType]:
+    """A numeric column's Parquet type for the whole view, whatever the batch: its largest
+    scale on the day (round() leaves PostgreSQL's numeric without a declared scale)."""
+    numeric = [c for c, t in zip(columns, types, strict=True) if t == "numeric"]
+    if not numeric:
+        return {}
+    scales = conn.execute(
+        "select " + ", ".join(f"coalesce(max(scale({c})), 0)" for c in numeric)
+        + f" from reporting.{name} where business_date = %s", (business_date,)).fetchone()
+    return {c: pa.decimal128(38, scale) for c, scale in zip(numeric, scales, strict=True)}
 
 
 @dataclass
@@ -229,11 +244,13 @@ def export_view(conn: psycopg.Connection, name: str, business_date: date,
     50 000 rows at a time from a server-side cursor: memory does not grow with the view."""
     query = _query(conn, name)
     csv_path, parquet_path = directory / f"{name}.csv", directory / f"{name}.parquet"
+    columns, types, numeric = _shape(
+        conn, conn.execute(f"select * from reporting.{name} limit 0").description)
+    decimals = _decimal_types(conn, name, business_date, columns, types)
     count, writer = 0, None
     with conn.transaction(), conn.cursor(name=f"export_{name}") as cursor, \
             open(csv_path, "w", encoding="utf-8", newline="") as text:
         cursor.execute(query, (business_date,))
-        columns, types, numeric = _shape(conn, cursor.description)
         out = csv.writer(text, lineterminator="\n")
         text.write("\ufeff")
         out.writerow(_csv_rows(columns, None))
@@ -243,7 +260,7 @@ def export_view(conn: psycopg.Connection, name: str, business_date: date,
                 if numeric:
                     rows = [_integral(row, numeric, name) for row in rows]
                 if rows or writer is None:
-                    table = _arrow_table(columns, types, rows)
+                    table = _arrow_table(columns, types, rows, decimals)
                     if writer is None:
                         writer = pq.ParquetWriter(parquet_path, table.schema,
                                                   compression="zstd")
