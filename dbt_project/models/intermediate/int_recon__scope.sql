@@ -1,7 +1,9 @@
 -- For the business date being reconciled (var as_of): every row in scope of each project,
 -- as configured in include/reconciliation.yaml, that has arrived by that date. Failed platform
 -- rows are not reconciled. (Rows matched on earlier dates are taken out by fct_matches.)
-{{ config(post_hook="analyze {{ this }}") }}
+-- Unlogged (no WAL): the table is rebuilt in full on every run, so a crash that empties it
+-- loses nothing the next run does not rebuild.
+{{ config(unlogged=true, post_hook="analyze {{ this }}") }}
 {%- set config = recon_config() %}
 
 with transactions as (

@@ -1,6 +1,9 @@
 -- The canonical transaction shape: every source's money movements, one row each, the same
 -- columns. Amounts are positive minor units with a direction; signed_amount_minor is + for
 -- credits (money in) and - for debits; net_amount_minor is signed and net of the fee.
+-- Unlogged (no WAL): the table is rebuilt in full on every run, so a crash that empties it
+-- loses nothing the next run does not rebuild.
+{{ config(unlogged=true) }}
 {%- set columns = ['transaction_key', 'source', 'side', 'kind', 'account', 'counterparty',
                    'reference', 'merchant_order_no', 'channel_txn_no', 'bank_serial',
                    'settlement_batch', 'channel', 'direction', 'amount_minor', 'fee_minor',
