@@ -61,3 +61,37 @@ def test_rebuild_is_identical_and_keys_survive_reloading_a_file(clean, conn):
     assert new_id != file_id
     transform.build(clean, DAY)
     assert outcomes(conn) == before
+
+
+def test_a_corrected_file_replaces_the_version_before_it(clean, conn):
+    labels = load_generated(clean, scale=150, seed=8)
+    transform.build(clean, DAY)
+    keys = dict(conn.execute(
+        "select transaction_key, amount_minor from intermediate.int_transactions"
+        " where source = 'platform_ledger'").fetchall())
+
+    # The platform sends its ledger again under the same name with one amount corrected.
+    path = next((clean.inbox_dir / "platform_ledger" / DAY.isoformat()).glob("*.csv"))
+    lines = path.read_text().splitlines(keepends=True)
+    fields = lines[1].split(",")
+    fields[5] = f"{int(fields[5].replace('.', '')) + 1:d}"
+    fields[5] = f"{fields[5][:-2]}.{fields[5][-2:]}"
+    lines[1] = ",".join(fields)
+    path.write_text("".join(lines))
+    pipeline.land_day(clean, DAY)
+    assert pipeline.load_day(clean, DAY)["loaded_files"] == 1
+    versions = conn.execute(
+        "select file_id, status, superseded_by from tally.files"
+        " where source = 'platform_ledger' order by file_id").fetchall()
+    assert [v[1] for v in versions] == ["superseded", "loaded"]
+    assert versions[0][2] == versions[1][0]
+
+    transform.build(clean, DAY)
+    after = dict(conn.execute(
+        "select transaction_key, amount_minor from intermediate.int_transactions"
+        " where source = 'platform_ledger'").fetchall())
+    # The day counts the correction once, not both versions; every key survives.
+    assert len(after) == labels["rows"]["platform_ledger"] == len(keys)
+    assert after.keys() == keys.keys()
+    changed = [after[k] - keys[k] for k in keys if keys[k] != after[k]]
+    assert changed == [1]  # the corrected amount, one cent more

@@ -17,7 +17,7 @@ from tally.sources import SourceConfig
 class Loaded:
     file_id: int
     source: str
-    status: str  # 'loaded' or 'quarantined'
+    status: str  # 'loaded', 'quarantined', 'superseded' or 'skipped'
     rows: int = 0
     error: str | None = None
 
@@ -65,14 +65,40 @@ def load_file(settings: Settings, conn: psycopg.Connection, s3, config: SourceCo
         return Loaded(file_id, config.source, "quarantined", error=reason)
 
 
+# A file delivered again under the same name for the same source and date, with new bytes, is a
+# correction: it replaces the version loaded before it, in the same transaction as its rows, so
+# the day never counts both and never neither. Another name is another file (another account,
+# another part) and adds to the day.
+SUPERSEDE_EARLIER = """
+update tally.files as older set status = 'superseded', superseded_by = newer.file_id
+from tally.files as newer
+where newer.file_id = %(file_id)s
+  and older.source = newer.source and older.business_date = newer.business_date
+  and older.original_name = newer.original_name
+  and older.status = 'loaded' and older.file_id < newer.file_id
+"""
+NEWER_VERSION = """
+select max(newer.file_id) from tally.files as newer
+join tally.files as this on newer.source = this.source
+  and newer.business_date = this.business_date and newer.original_name = this.original_name
+where this.file_id = %(file_id)s and newer.file_id > this.file_id and newer.status = 'loaded'
+"""
+
+
 def _copy_file(conn: psycopg.Connection, config: SourceConfig, file_id: int, parsed) -> Loaded:
     with conn.transaction():
+        newer = conn.execute(NEWER_VERSION, {"file_id": file_id}).fetchone()[0]
+        if newer is not None:  # a later correction is already loaded: this one never counts
+            conn.execute("update tally.files set status = 'superseded', superseded_by = %s"
+                         " where file_id = %s and status = 'landed'", (newer, file_id))
+            return Loaded(file_id, config.source, "superseded")
         claimed = conn.execute(
             "update tally.files set status = 'loaded', loaded_at = now() "
             "where file_id = %s and status = 'landed' returning file_id", (file_id,),
         ).fetchone()
         if not claimed:  # another run loaded it meanwhile
             return Loaded(file_id, config.source, "skipped")
+        conn.execute(SUPERSEDE_EARLIER, {"file_id": file_id})
         count = copy_rows(conn, config.table_name(), config.raw_columns, file_id, parsed.rows)
         for table, frame in parsed.tables.items():
             copy_rows(conn, config.table_name(table), config.tables[table].raw_columns, file_id,

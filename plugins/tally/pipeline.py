@@ -146,6 +146,7 @@ def load_day(settings: Settings, business_date: date, only: list[str] | None = N
     return {
         "loaded_files": sum(r.status == "loaded" for r in results),
         "loaded_rows": sum(r.rows for r in results),
+        "superseded": [r.file_id for r in results if r.status == "superseded"],
         "quarantined": [{"file_id": r.file_id, "source": r.source, "error": r.error}
                         for r in results if r.status == "quarantined"],
     }

@@ -24,8 +24,9 @@ create table if not exists tally.files (
     parser         text not null,
     parser_version text not null,
     status         text not null
-        check (status in ('landed', 'loaded', 'quarantined', 'duplicate')),
+        check (status in ('landed', 'loaded', 'quarantined', 'duplicate', 'superseded')),
     duplicate_of   bigint references tally.files (file_id),
+    superseded_by  bigint references tally.files (file_id),
     row_count      integer,
     received_at    timestamptz not null default now(),
     loaded_at      timestamptz,
@@ -39,6 +40,30 @@ comment on table tally.files is
 create unique index if not exists files_first_sighting
     on tally.files (sha256) where status <> 'duplicate';
 create index if not exists files_by_day on tally.files (business_date, source);
+
+-- Since the first release: a corrected file (same source, date and name, new bytes) supersedes
+-- the version loaded before it.
+alter table tally.files add column if not exists superseded_by bigint
+    references tally.files (file_id);
+do $$
+begin
+    if not exists (select from pg_constraint where conname = 'files_status_check'
+                   and pg_get_constraintdef(oid) like '%superseded%') then
+        alter table tally.files drop constraint if exists files_status_check;
+        alter table tally.files add constraint files_status_check check
+            (status in ('landed', 'loaded', 'quarantined', 'duplicate', 'superseded'));
+        -- Warehouses loaded before: where both versions of a file were loaded, keep the last.
+        update tally.files as older set status = 'superseded', superseded_by = (
+            select max(newer.file_id) from tally.files as newer
+            where newer.source = older.source and newer.business_date = older.business_date
+              and newer.original_name = older.original_name and newer.status = 'loaded')
+        where older.status = 'loaded' and exists (
+            select from tally.files as newer
+            where newer.source = older.source and newer.business_date = older.business_date
+              and newer.original_name = older.original_name and newer.status = 'loaded'
+              and newer.file_id > older.file_id);
+    end if;
+end $$;
 
 create table if not exists tally.runs (
     run_id         text primary key,
