@@ -18,28 +18,13 @@ with scope as not materialized (
     select * from {{ ref('int_recon__scope') }}
 ),
 
+-- Open rows (not paired on an earlier date) that no rule paired today either.
+unmatched as not materialized (
+    select * from {{ ref('int_recon__unmatched') }}
+),
+
 matches as not materialized (
-    select * from {{ ref('fct_matches') }} where as_of_date <= {{ as_of() }}
-),
-
-matched_before as not materialized (
-    select project, left_key as transaction_key from matches where as_of_date < {{ as_of() }}
-    union
-    select project, right_key from matches where as_of_date < {{ as_of() }}
-),
-
-open_rows as not materialized (
-    select * from scope
-    where not exists (
-        select 1 from matched_before as m
-        where m.project = scope.project and m.transaction_key = scope.transaction_key
-    )
-),
-
-matched_keys as not materialized (
-    select project, left_key as transaction_key from matches
-    union
-    select project, right_key from matches
+    select * from {{ ref('fct_matches') }} where as_of_date = {{ as_of() }}
 ),
 
 -- Today's pairs seen from each side; a group's one row stands for several on the other side.
@@ -50,23 +35,15 @@ matched_today as not materialized (
            bool_or(abs(left_business_date - right_business_date) > expected_days_apart)
                as across_dates,
            bool_or(left_status = 'processing' and right_status = 'success') as status_corrected
-    from matches where as_of_date = {{ as_of() }}
+    from matches
     group by project, left_key
     union all
     select project, right_key, min(left_key), min(rule), min(pass),
            min(amount_difference_minor),
            bool_or(abs(left_business_date - right_business_date) > expected_days_apart),
            bool_or(left_status = 'processing' and right_status = 'success')
-    from matches where as_of_date = {{ as_of() }}
+    from matches
     group by project, right_key
-),
-
-unmatched as not materialized (
-    select open_rows.* from open_rows
-    where not exists (
-        select 1 from matched_today as m
-        where m.project = open_rows.project and m.transaction_key = open_rows.transaction_key
-    )
 ),
 
 -- The nearest row with the same reference (the project's explain key) on the other side,
@@ -77,7 +54,8 @@ same_reference as not materialized (
         u.transaction_key,
         c.transaction_key as candidate_key,
         c.amount_minor - u.amount_minor as difference_minor,
-        mk.transaction_key is not null as candidate_matched,
+        -- a candidate in scope that is not unmatched was paired by a rule
+        cu.transaction_key is null as candidate_matched,
         row_number() over (
             partition by u.project, u.transaction_key
             order by abs(c.amount_minor - u.amount_minor),
@@ -88,8 +66,8 @@ same_reference as not materialized (
         -- the other side as an equality: a hash join key, even when thousands share a key
         on c.project = u.project and c.recon_side = {{ other_side('u') }}
         and c.match_ref = u.match_ref and c.direction = u.direction
-    left join matched_keys as mk
-        on mk.project = c.project and mk.transaction_key = c.transaction_key
+    left join unmatched as cu
+        on cu.project = c.project and cu.transaction_key = c.transaction_key
 ),
 
 -- Else the nearest unmatched row of the same amount on the other side.
@@ -165,42 +143,59 @@ unmatched_outcomes as not materialized (
                  || ' or amount ' || to_char(amount_minor / 100.0, 'FM999999999990.00')
         end as explanation
     from classified
+),
+
+-- Every open row once: paired today (from the scope, with its pair) or not (classified).
+open_rows as not materialized (
+    select
+        o.project, o.transaction_key, o.recon_side, o.side, o.source, o.kind, o.reference,
+        o.account, o.direction, o.amount_minor, o.currency, o.status, o.event_at,
+        o.business_date, o.file_id, o.line_no,
+        'matched' as outcome,
+        case
+            when m.across_dates then 'timing'
+            when m.status_corrected then 'status_mismatch'
+        end as break_type,
+        m.rule, m.pass, m.counterpart_key, m.amount_difference_minor, m.status_corrected,
+        null::text as explanation
+    from matched_today as m
+    inner join scope as o
+        on o.project = m.project and o.transaction_key = m.transaction_key
+    union all
+    select
+        u.project, u.transaction_key, u.recon_side, u.side, u.source, u.kind, u.reference,
+        u.account, u.direction, u.amount_minor, u.currency, u.status, u.event_at,
+        u.business_date, u.file_id, u.line_no,
+        u.outcome, u.break_type,
+        null, null, u.candidate_key, u.difference_minor, false, u.explanation
+    from unmatched_outcomes as u
 )
 
 select
     {{ as_of() }} as as_of_date,
-    o.project,
-    o.transaction_key,
-    o.recon_side,
-    o.side,
-    o.source,
-    o.kind,
-    o.reference,
-    o.account,
-    o.direction,
-    o.amount_minor,
-    o.currency,
-    o.status,
-    o.event_at,
-    o.business_date,
-    {{ as_of() }} - o.business_date as age_days,
-    case when m.transaction_key is not null then 'matched' else u.outcome end as outcome,
-    case
-        when m.transaction_key is not null and m.across_dates then 'timing'
-        when m.transaction_key is not null and m.status_corrected then 'status_mismatch'
-        when m.transaction_key is not null then null
-        else u.break_type
-    end as break_type,
-    m.rule,
-    m.pass,
-    coalesce(m.counterpart_key, u.candidate_key) as counterpart_key,
-    coalesce(m.amount_difference_minor, u.difference_minor) as amount_difference_minor,
-    coalesce(m.status_corrected, false) as status_corrected,
-    case when m.transaction_key is null then u.explanation end as explanation,
-    o.file_id,
-    o.line_no
-from open_rows as o
-left join matched_today as m
-    on m.project = o.project and m.transaction_key = o.transaction_key
-left join unmatched_outcomes as u
-    on u.project = o.project and u.transaction_key = o.transaction_key
+    project,
+    transaction_key,
+    recon_side,
+    side,
+    source,
+    kind,
+    reference,
+    account,
+    direction,
+    amount_minor,
+    currency,
+    status,
+    event_at,
+    business_date,
+    {{ as_of() }} - business_date as age_days,
+    outcome,
+    break_type,
+    rule,
+    pass,
+    counterpart_key,
+    amount_difference_minor,
+    status_corrected,
+    explanation,
+    file_id,
+    line_no
+from open_rows
