@@ -3,7 +3,7 @@
 import json
 from datetime import date
 
-from tally import generate, pipeline, transform
+from tally import generate, pipeline, transform, warehouse
 
 DAY = date(2026, 11, 20)
 
@@ -95,3 +95,24 @@ def test_a_corrected_file_replaces_the_version_before_it(clean, conn):
     assert after.keys() == keys.keys()
     changed = [after[k] - keys[k] for k in keys if keys[k] != after[k]]
     assert changed == [1]  # the corrected amount, one cent more
+
+
+def test_a_warehouse_that_loaded_both_versions_keeps_the_last_when_it_migrates(clean, conn):
+    load_generated(clean, scale=50, seed=9)
+    path = next((clean.inbox_dir / "platform_ledger" / DAY.isoformat()).glob("*.csv"))
+    path.write_text(path.read_text() + path.read_text().splitlines(keepends=True)[1])
+    pipeline.land_day(clean, DAY)
+    pipeline.load_day(clean, DAY)
+    # As a warehouse from before corrections were known: both versions loaded, no such status.
+    conn.execute("update tally.files set status = 'loaded', superseded_by = null"
+                 " where status = 'superseded'")
+    conn.execute("alter table tally.files drop constraint files_status_check")
+    conn.execute("alter table tally.files add constraint files_status_check check"
+                 " (status in ('landed', 'loaded', 'quarantined', 'duplicate'))")
+
+    warehouse.ensure_schema(conn)
+    versions = conn.execute(
+        "select file_id, status, superseded_by from tally.files"
+        " where source = 'platform_ledger' order by file_id").fetchall()
+    assert [v[1] for v in versions] == ["superseded", "loaded"]
+    assert versions[0][2] == versions[1][0]

@@ -52,16 +52,14 @@ begin
         alter table tally.files drop constraint if exists files_status_check;
         alter table tally.files add constraint files_status_check check
             (status in ('landed', 'loaded', 'quarantined', 'duplicate', 'superseded'));
-        -- Warehouses loaded before: where both versions of a file were loaded, keep the last.
-        update tally.files as older set status = 'superseded', superseded_by = (
-            select max(newer.file_id) from tally.files as newer
-            where newer.source = older.source and newer.business_date = older.business_date
-              and newer.original_name = older.original_name and newer.status = 'loaded')
-        where older.status = 'loaded' and exists (
-            select from tally.files as newer
-            where newer.source = older.source and newer.business_date = older.business_date
-              and newer.original_name = older.original_name and newer.status = 'loaded'
-              and newer.file_id > older.file_id);
+        -- Warehouses loaded before: where several versions of a file were loaded, keep the last.
+        update tally.files as older set status = 'superseded', superseded_by = latest.file_id
+        from (select source, business_date, original_name, max(file_id) as file_id
+              from tally.files where status = 'loaded'
+              group by source, business_date, original_name) as latest
+        where older.status = 'loaded' and older.file_id < latest.file_id
+          and (older.source, older.business_date, older.original_name)
+              = (latest.source, latest.business_date, latest.original_name);
     end if;
 end $$;
 
