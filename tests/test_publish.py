@@ -364,3 +364,45 @@ def test_extracts_stream_in_batches_with_the_same_bytes(built, conn, tmp_path, m
     # A numeric column gets one type for the whole view, wide enough for every batch.
     schema = pq.read_schema(whole["matches"].files["matches.parquet"])
     assert str(schema.field("minutes_apart").type) == "decimal128(38, 1)"
+
+
+def test_a_sheet_past_excels_row_limit_keeps_the_first_rows_and_the_summary_says_so(
+        tmp_path, monkeypatch):
+    """The suspense sheet streams from an iterator: rows past the limit are read (counted) but
+    not written, and the summary sheet points to the CSV extract."""
+    from tally.publish import excel
+
+    monkeypatch.setattr(excel, "MAX_ROWS", 10)  # Excel's real limit is a million rows
+    consumed = []
+
+    def suspense():
+        for i in range(25):
+            consumed.append(i)
+            yield {"age_days": i % 9, "project": "platform_vs_bank", "source": "bank_csv",
+                   "side": "bank", "kind": "transfer", "direction": "credit",
+                   "reference": f"R{i:03d}", "account": "****1234", "amount_minor": 100 + i,
+                   "currency": "CNY", "status": "success", "transaction_date": DAY,
+                   "becomes_break_type": "long", "explanation": "no counterpart yet",
+                   "transaction_key": f"k{i:03d}"}
+
+    def view(name, columns, rows=()):
+        return reports.View(name, columns, ["text"] * len(columns), list(rows))
+
+    day = reports.DayReport(
+        DAY, {"run_id": "r1", "gate_passed": True, "gate": {"evaluated": 3}},
+        {"daily_summary": view("daily_summary", [c.key for c in excel.SUMMARY_COLUMNS]),
+         "breaks": view("breaks", ["break_type", "label_zh", "label_en", "outcome"]),
+         "status_corrections": view("status_corrections", ["project"])})
+    path = tmp_path / "book.xlsx"
+    excel.write_workbook(day, suspense(), path)
+
+    assert len(consumed) == 25
+    book = openpyxl.load_workbook(path)
+    rows = sheet_table(book["挂账 Suspense"])
+    assert [r["参考号 / Reference"] for r in rows] == [f"R{i:03d}" for i in range(10)]
+    assert [Decimal(str(r["金额 / Amount"])) for r in rows] == [Decimal(100 + i) / 100
+                                                                for i in range(10)]
+    assert book["挂账 Suspense"].auto_filter.ref == "A1:P11"
+    notes = [r[0] for r in book["汇总 Summary"].iter_rows(values_only=True) if r[0]]
+    assert any(n.startswith("挂账 Suspense: 仅前 10 行") for n in notes)
+    assert not any(n.startswith("差异 Breaks: 仅前") for n in notes)

@@ -1,32 +1,34 @@
 """The finance workbook: summary, breaks, suspense with ageing, status corrections, balance checks.
 
-Amounts are written as numbers derived exactly from integer minor units
-(Decimal(minor).scaleb(-exponent), never float arithmetic) with a number format showing the
-currency's decimals. Headers are Chinese / English; the header row is frozen and filterable.
+Written with xlsxwriter in constant-memory mode: each row goes to the sheet's temporary file as
+it is written, so a sheet of half a million suspense items streams from the database cursor
+through the writer without being held. Amounts are written as numbers derived exactly from
+integer minor units (Decimal(minor).scaleb(-exponent), never float arithmetic; the cell text is
+the Decimal's own digits) with a number format showing the currency's decimals. Headers are
+Chinese / English; the header row is frozen and filterable.
 """
 
 from __future__ import annotations
 
-import io
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
+from itertools import chain, islice
+from pathlib import Path
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
+import xlsxwriter
 
 from tally import money
-from tally.publish import header, reports, value_text
+from tally.publish import VALUES, header, reports, value_text
 
 MAX_ROWS = 1_048_576 - 1  # Excel's sheet limit, less the header row
-HEADER_FONT = Font(bold=True, color="FFFFFF")
-HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
-TITLE_FONT = Font(bold=True, size=14)
-BOLD = Font(bold=True)
-THIN = Border(bottom=Side(style="thin", color="9BB3CC"))
-CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
+WIDTH_SAMPLE = 2000  # widths from the first rows: enough, and fast on big days
+HEADER_STYLE = {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78",
+                "align": "center", "valign": "vcenter", "text_wrap": True,
+                "bottom": 1, "bottom_color": "#9BB3CC"}
+NUMBER_FORMATS = {"int": "#,##0", "rate": "0.00%", "date": "yyyy-mm-dd"}
 
 
 @dataclass(frozen=True)
@@ -57,57 +59,114 @@ def _width(value) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-class _Sheet:
-    """A write-only sheet: widths and frozen header must be set before the rows are written."""
+class _Book:
+    """One workbook and its cell formats, made once each (xlsxwriter keeps every Format)."""
 
-    def __init__(self, wb: Workbook, title: str):
-        self.ws = wb.create_sheet(title)
-        self.ws.sheet_view.zoomScale = 100
+    def __init__(self, path: Path):
+        self.wb = xlsxwriter.Workbook(str(path), {
+            "constant_memory": True, "tmpdir": str(path.parent),
+            "strings_to_numbers": False, "strings_to_formulas": False,
+            "strings_to_urls": False})
+        self.header = self.wb.add_format(HEADER_STYLE)
+        self.title = self.wb.add_format({"bold": True, "font_size": 14})
+        self.bold = self.wb.add_format({"bold": True})
+        self.note = self.wb.add_format({"font_color": "#C00000"})
+        self._formats: dict[str, object] = {}
+        self._exponents: dict[str, int] = {}
+        self._amounts: dict[str, object] = {}
 
-    def cell(self, value, kind: str = "text", currency: str | None = None, font=None):
-        if kind == "amount" and currency:
-            value = amount(value, currency)
-        cell = WriteOnlyCell(self.ws, value=value)
-        if kind == "amount" and currency:
-            cell.number_format = amount_format(currency)
-        elif kind == "int":
-            cell.number_format = "#,##0"
-        elif kind == "rate":
-            cell.number_format = "0.00%"
-        elif kind == "date":
-            cell.number_format = "yyyy-mm-dd"
-        if font:
-            cell.font = font
-        return cell
+    def exponent(self, currency: str) -> int:
+        if currency not in self._exponents:
+            self._exponents[currency] = money.exponent(currency)
+        return self._exponents[currency]
 
-    def header_row(self, titles: list[str]) -> list:
-        cells = []
-        for title in titles:
-            cell = WriteOnlyCell(self.ws, value=title)
-            cell.font, cell.fill, cell.alignment, cell.border = (
-                HEADER_FONT, HEADER_FILL, CENTER, THIN)
-            cells.append(cell)
-        return cells
+    def amount_format(self, currency: str):
+        if currency not in self._amounts:
+            self._amounts[currency] = self.number_format(amount_format(currency))
+        return self._amounts[currency]
 
-    def widths(self, columns: list[list]) -> None:
-        for index, values in enumerate(columns, start=1):
-            width = max((_width(v) for v in values), default=8)
-            self.ws.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 8), 60)
+    def number_format(self, pattern: str):
+        if pattern not in self._formats:
+            self._formats[pattern] = self.wb.add_format({"num_format": pattern})
+        return self._formats[pattern]
+
+    def close(self) -> None:
+        self.wb.close()
 
 
-def table_sheet(wb: Workbook, title: str, columns: list[Col], rows: list[dict]) -> int:
-    """One header row (frozen, filterable), then a row per dict. Returns rows written."""
-    sheet = _Sheet(wb, title)
-    shown = rows[:MAX_ROWS]
-    sample = shown[:2000]  # widths from the first rows: enough, and fast on big days
-    sheet.widths([[c.header, *(_display(r, c) for r in sample)] for c in columns])
-    sheet.ws.freeze_panes = "A2"
-    last = get_column_letter(max(len(columns), 1))
-    sheet.ws.auto_filter.ref = f"A1:{last}{len(shown) + 1}"
-    sheet.ws.append(sheet.header_row([c.header for c in columns]))
-    for row in shown:
-        sheet.ws.append([_value(sheet, row, c) for c in columns])
-    return len(shown)
+def _write(ws, book: _Book, row: int, col: int, value, kind: str = "text",
+           currency: str | None = None) -> None:
+    """One cell, typed by its value; numbers and dates get the column kind's format."""
+    if value is None:
+        return
+    if kind == "amount" and currency:
+        ws.write_number(row, col, amount(value, currency), book.amount_format(currency))
+    elif isinstance(value, bool):
+        ws.write_boolean(row, col, value)
+    elif isinstance(value, int | Decimal | float):
+        pattern = NUMBER_FORMATS.get(kind)
+        ws.write_number(row, col, value, book.number_format(pattern) if pattern else None)
+    elif isinstance(value, datetime):
+        ws.write_string(row, col, value.isoformat())  # Excel has no time zones
+    elif isinstance(value, date):
+        ws.write_datetime(row, col, value, book.number_format(NUMBER_FORMATS["date"]))
+    else:
+        ws.write_string(row, col, str(value))
+
+
+def _cell_writer(ws, book: _Book, column: Col, index: int):
+    """A function (row number, row dict) -> None writing this column's cell: chosen once per
+    column, because a big sheet writes millions of cells."""
+    key, kind = column.key, column.kind
+    if kind == "amount":
+        def write(at: int, row: dict) -> None:
+            value, currency = row.get(key), row.get("currency")
+            if value is not None and currency:
+                ws.write_number(at, index, Decimal(value).scaleb(-book.exponent(currency)),
+                                book.amount_format(currency))
+            else:
+                _write(ws, book, at, index, value, kind, currency)
+    elif kind == "text":
+        labels = VALUES.get(key, {})
+
+        def write(at: int, row: dict) -> None:
+            value = row.get(key)
+            value = labels.get(value, value)
+            if type(value) is str:
+                ws.write_string(at, index, value)
+            else:
+                _write(ws, book, at, index, value, kind)
+    else:
+        def write(at: int, row: dict) -> None:
+            _write(ws, book, at, index, row.get(key), kind)
+    return write
+
+
+def _set_widths(ws, columns: list[list]) -> None:
+    for index, values in enumerate(columns):
+        width = max((_width(v) for v in values), default=8)
+        ws.set_column(index, index, min(max(width + 2, 8), 60))
+
+
+def table_sheet(book: _Book, title: str, columns: list[Col], rows: Iterable[dict]) -> int:
+    """One header row (frozen, filterable), then a row per dict, streamed: the rows may be an
+    iterator over a cursor. Returns the rows there were (all are read; at most MAX_ROWS are
+    written)."""
+    ws = book.wb.add_worksheet(title)
+    rows = iter(rows)
+    sample = list(islice(rows, WIDTH_SAMPLE))
+    _set_widths(ws, [[c.header, *(_display(r, c) for r in sample)] for c in columns])
+    ws.freeze_panes(1, 0)
+    for col, column in enumerate(columns):
+        ws.write_string(0, col, column.header, book.header)
+    writers = [_cell_writer(ws, book, column, index) for index, column in enumerate(columns)]
+    count = 0
+    for count, row in enumerate(chain(sample, rows), start=1):
+        if count <= MAX_ROWS:
+            for write in writers:
+                write(count, row)
+    ws.autofilter(0, 0, min(count, MAX_ROWS), max(len(columns) - 1, 0))
+    return count
 
 
 def _display(row: dict, col: Col):
@@ -115,13 +174,6 @@ def _display(row: dict, col: Col):
     if col.kind == "amount" and value is not None:
         return money.format_minor(value, row["currency"]) + "    "  # room for separators
     return value_text(col.key, value)
-
-
-def _value(sheet: _Sheet, row: dict, col: Col):
-    value = row.get(col.key)
-    if col.kind == "text":
-        return value_text(col.key, value)
-    return sheet.cell(value, col.kind, row.get("currency"))
 
 
 def _break_labels(day: reports.DayReport) -> dict[str, str]:
@@ -177,8 +229,7 @@ def _bucket_label(index: int) -> str:
     return f"{zh} {en}"
 
 
-def _summary_sheet(wb: Workbook, day: reports.DayReport, notes: list[str]) -> None:
-    sheet = _Sheet(wb, "汇总 Summary")
+def _summary_sheet(book: _Book, ws, day: reports.DayReport, notes: list[str]) -> None:
     summary = day.views["daily_summary"].dicts()
     gate = day.run.get("gate") or {}
     meta = [
@@ -190,22 +241,22 @@ def _summary_sheet(wb: Workbook, day: reports.DayReport, notes: list[str]) -> No
         ("规则摘要 / Rules digest", day.run.get("rules_digest")),
         ("输入文件 / Input files", len(day.inputs)),
     ]
-    # Rows: title, meta, notes, blank, table header at `head`.
-    head = 2 + len(meta) + len(notes) + 1
-    sheet.widths([[c.header, *(_display(r, c) for r in summary)] for c in SUMMARY_COLUMNS])
-    sheet.ws.column_dimensions["A"].width = max(
-        sheet.ws.column_dimensions["A"].width, *(_width(k) + 2 for k, _ in meta))
-    sheet.ws.freeze_panes = f"A{head + 1}"
-    sheet.ws.append([sheet.cell("对账日报 Daily reconciliation report", font=TITLE_FONT)])
-    for key, value in meta:
-        sheet.ws.append([sheet.cell(key, font=BOLD), value])
-    for note in notes:
-        sheet.ws.append([sheet.cell(note, font=Font(color="C00000"))])
-    sheet.ws.append([])
-    sheet.ws.append(sheet.header_row([c.header for c in SUMMARY_COLUMNS]))
-    for row in summary:
-        sheet.ws.append([_value(sheet, row, c) for c in SUMMARY_COLUMNS])
+    columns = [[c.header, *(_display(r, c) for r in summary)] for c in SUMMARY_COLUMNS]
+    columns[0] += [key for key, _ in meta]
+    _set_widths(ws, columns)
+    # Rows: title, meta, notes, blank, then the table header at row `head` (0-based).
+    head = 1 + len(meta) + len(notes) + 1
+    ws.freeze_panes(head + 1, 0)
+    ws.write_string(0, 0, "对账日报 Daily reconciliation report", book.title)
+    for row, (key, value) in enumerate(meta, start=1):
+        ws.write_string(row, 0, key, book.bold)
+        _write(ws, book, row, 1, value)
+    for row, note in enumerate(notes, start=1 + len(meta)):
+        ws.write_string(row, 0, note, book.note)
+    for col, column in enumerate(SUMMARY_COLUMNS):
+        ws.write_string(head, col, column.header, book.header)
     # Totals per currency: counts add up; amounts only within one currency.
+    totals = []
     for currency in sorted({r["currency"] for r in summary}):
         rows = [r for r in summary if r["currency"] == currency]
         total = {"project": "合计 Total", "currency": currency}
@@ -214,34 +265,42 @@ def _summary_sheet(wb: Workbook, day: reports.DayReport, notes: list[str]) -> No
         matched, count = total["matched_count"], total["row_count"]
         total["match_rate"] = (Decimal(matched) / Decimal(count)).quantize(Decimal("0.000001")) \
             if count else None
-        sheet.ws.append([_value(sheet, total, c) for c in SUMMARY_COLUMNS])
+        totals.append(total)
+    for row, record in enumerate([*summary, *totals], start=head + 1):
+        for col, column in enumerate(SUMMARY_COLUMNS):
+            _write(ws, book, row, col, record.get(column.key), column.kind,
+                   record.get("currency"))
 
 
-def workbook(day: reports.DayReport) -> bytes:
-    wb = Workbook(write_only=True)
+def _suspense_rows(rows: Iterable[dict], labels: dict[str, str]) -> Iterator[dict]:
+    for r in rows:
+        yield {**r, "ageing_bucket": _bucket_label(reports.bucket_of(r["age_days"])),
+               "becomes_label": labels.get(r["becomes_break_type"], r["becomes_break_type"])}
+
+
+def write_workbook(day: reports.DayReport, suspense: Iterable[dict], path: Path) -> None:
+    """The workbook to `path`. `suspense` is the day's reporting.suspense rows in view order,
+    read once (an iterator over a cursor is enough)."""
+    book = _Book(path)
+    summary = book.wb.add_worksheet("汇总 Summary")  # first sheet, written last (its notes)
     labels = _break_labels(day)
     breaks = [{**r, "break_type_label": labels.get(r["break_type"], r["break_type"])}
               for r in day.views["breaks"].dicts()]
     # Open breaks first: they are what a person must look at.
     breaks.sort(key=lambda r: (r["outcome"] != "break", r["outcome"] != "matched"))
-    suspense = [{**r, "ageing_bucket": _bucket_label(reports.bucket_of(r["age_days"])),
-                 "becomes_label": labels.get(r["becomes_break_type"], r["becomes_break_type"])}
-                for r in day.views["suspense"].dicts()]
-    ageing = [{**r, "ageing_bucket": _bucket_label(r["bucket"])}
-              for r in reports.ageing(day.views["suspense"])]
-    corrections = day.views["status_corrections"].dicts()
+    ageing = [{**r, "ageing_bucket": _bucket_label(r["bucket"])} for r in day.ageing]
     sheets = [("差异 Breaks", BREAK_COLUMNS, breaks),
-              ("挂账 Suspense", SUSPENSE_COLUMNS, suspense),
+              ("挂账 Suspense", SUSPENSE_COLUMNS, _suspense_rows(suspense, labels)),
               ("挂账账龄 Suspense ageing", AGEING_COLUMNS, ageing),
-              ("状态更正 Status corrections", CORRECTION_COLUMNS, corrections)]
+              ("状态更正 Status corrections", CORRECTION_COLUMNS,
+               day.views["status_corrections"].dicts())]
     if "balance_checks" in day.views:
         view = day.views["balance_checks"]
         sheets.append(("余额核对 Balance checks", generic_columns(view), view.dicts()))
-    notes = [f"{title}: 仅前 {MAX_ROWS:,} 行，完整数据见 CSV / first {MAX_ROWS:,} rows only, "
-             "all rows in the CSV extract" for title, _, rows in sheets if len(rows) > MAX_ROWS]
-    _summary_sheet(wb, day, notes)
+    notes = []
     for title, columns, rows in sheets:
-        table_sheet(wb, title, columns, rows)
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
+        if table_sheet(book, title, columns, rows) > MAX_ROWS:
+            notes.append(f"{title}: 仅前 {MAX_ROWS:,} 行，完整数据见 CSV / first {MAX_ROWS:,} "
+                         "rows only, all rows in the CSV extract")
+    _summary_sheet(book, summary, day, notes)
+    book.close()

@@ -164,7 +164,7 @@ def breaks_charts(day: reports.DayReport) -> str:
 
 
 def ageing_charts(day: reports.DayReport) -> str:
-    table = reports.ageing(day.views["suspense"])
+    table = day.ageing
     names = [f"{zh} {en}" for _, _, zh, en in reports.AGEING_BUCKETS]
     counts = [sum(r["count"] for r in table if r["bucket"] == b) for b in range(len(names))]
     panels = [bar_panel("笔数 Count", [(names[b], counts[b], f"{counts[b]:,}", SUSPENSE_COLOR)
@@ -237,7 +237,7 @@ def report(day: reports.DayReport) -> str:
                        "break_count", "matched_amount_minor", "suspense_amount_minor",
                        "break_amount_minor", "match_rate"]
     ageing_rows = [{**r, "ageing_bucket": f"{r['label_zh']} {r['label_en']}"}
-                   for r in reports.ageing(day.views["suspense"])]
+                   for r in day.ageing]
     days = reports.HISTORY_DAYS
     sections = [
         (f"匹配率（近 {days} 天） Match rate, last {days} days",

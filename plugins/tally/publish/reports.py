@@ -22,6 +22,7 @@ import json
 import re
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,9 +37,10 @@ from tally.config import Settings
 # The reporting contract, in the order finance reads it; balance_checks when it exists.
 VIEWS = ["daily_summary", "breaks", "suspense", "status_corrections", "matches", "outcomes"]
 OPTIONAL_VIEWS = ["balance_checks", "source_arrivals"]
-# A row per transaction: exported by streaming, never held in memory (the workbook and the
-# HTML report read the other views).
-STREAMED_VIEWS = {"matches", "outcomes"}
+# Views with a row per transaction (or in-flight item): exported by streaming, never held in
+# memory; the workbook streams suspense from a cursor too, and the HTML report reads only its
+# ageing. The other views are small and read whole.
+STREAMED_VIEWS = {"matches", "outcomes", "suspense"}
 BATCH_ROWS = 50_000
 HISTORY_DAYS = 14  # the match-rate chart looks back this many days
 MANIFEST = "_manifest.json"
@@ -83,6 +85,8 @@ class DayReport:
     # (day, project, rows, matched rows) for the HISTORY_DAYS ending on the business date.
     history: list[tuple] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
+    # Suspense per project, currency and ageing bucket (read_ageing).
+    ageing: list[dict] = field(default_factory=list)
 
 
 def bucket_of(age_days: int | None) -> int:
@@ -94,14 +98,17 @@ def bucket_of(age_days: int | None) -> int:
     raise AssertionError(age)
 
 
-def ageing(suspense: View) -> list[dict]:
-    """Suspense per project, currency and ageing bucket: count and amount (minor units)."""
+def read_ageing(conn: psycopg.Connection, business_date: date) -> list[dict]:
+    """Suspense per project, currency and ageing bucket: count and amount (minor units).
+    PostgreSQL sums per age in days; the ages are put in buckets here (AGEING_BUCKETS)."""
     table: dict[tuple, list[int]] = {}
-    for row in suspense.dicts():
-        key = (row["project"], row["currency"], bucket_of(row["age_days"]))
-        counts = table.setdefault(key, [0, 0])
-        counts[0] += 1
-        counts[1] += row["amount_minor"]
+    for project, currency, age, count, total in conn.execute(
+            "select project, currency, greatest(coalesce(age_days, 0), 0), count(*),"
+            " coalesce(sum(amount_minor), 0)::bigint from reporting.suspense"
+            " where business_date = %s group by 1, 2, 3", (business_date,)):
+        counts = table.setdefault((project, currency, bucket_of(age)), [0, 0])
+        counts[0] += count
+        counts[1] += total
     return [{"project": p, "currency": c, "bucket": b, "label_zh": AGEING_BUCKETS[b][2],
              "label_en": AGEING_BUCKETS[b][3], "count": n, "amount_minor": amount}
             for (p, c, b), (n, amount) in sorted(table.items())]
@@ -145,6 +152,19 @@ def read_view(conn: psycopg.Connection, name: str, business_date: date) -> View:
     return View(name, columns, types, rows)
 
 
+def iter_view(conn: psycopg.Connection, name: str, business_date: date) -> Iterator[dict]:
+    """The view's rows for the day as dicts, in the order of read_view, BATCH_ROWS at a time
+    from a server-side cursor. Read it to the end: the cursor's transaction closes then."""
+    with conn.transaction(), conn.cursor(name=f"iter_{name}") as cursor:
+        cursor.execute(_query(conn, name), (business_date,))
+        columns, _, numeric = _shape(conn, cursor.description)
+        while rows := cursor.fetchmany(BATCH_ROWS):
+            for row in rows:
+                if numeric:
+                    row = _integral(row, numeric, name)
+                yield dict(zip(columns, row, strict=True))
+
+
 def _integral(row: tuple, positions: list[int], view: str) -> tuple:
     values = list(row)
     for i in positions:
@@ -175,7 +195,7 @@ def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayR
         (business_date,)).fetchall()
     return DayReport(business_date, run_info, views, history, [
         {"file_id": f, "source": s, "name": n, "sha256": h, "bytes": b, "rows": r}
-        for f, s, n, h, b, r in inputs])
+        for f, s, n, h, b, r in inputs], read_ageing(conn, business_date))
 
 
 # Extracts -----------------------------------------------------------------------------------
@@ -285,7 +305,8 @@ def render_outputs(conn: psycopg.Connection, day: DayReport, directory: Path
     stamp = day.business_date.isoformat()
     files = {f"report_{stamp}.xlsx": directory / f"report_{stamp}.xlsx",
              f"report_{stamp}.html": directory / f"report_{stamp}.html"}
-    files[f"report_{stamp}.xlsx"].write_bytes(excel.workbook(day))
+    excel.write_workbook(day, iter_view(conn, "suspense", day.business_date),
+                         files[f"report_{stamp}.xlsx"])
     files[f"report_{stamp}.html"].write_bytes(html.report(day).encode("utf-8"))
     counts = {}
     for name in existing_views(conn):
