@@ -8,12 +8,15 @@ in the entry's currency and direction that add up exactly to the entry: it becom
 (CdtDbtInd); balances are signed decimal text (DBIT -> "-"). The secondary table `statements`
 holds one row per <Stmt>. See docs/formats/bank_camt053.md.
 
-The XML is read with lxml, entities and network access off; line_no is the element's source
-line (<Ntry>, <TxDtls> for split batch rows, <Stmt> for statements).
+The XML is read incrementally with lxml's iterparse, entities and network access off: each
+entry is read and dropped, so memory follows the rows kept, not the document tree (about 16×
+the file). line_no is the element's source line (<Ntry>, <TxDtls> for split batch rows,
+<Stmt> for statements).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -47,13 +50,6 @@ SUMMARY_SUMS = {
 JOIN = ";"  # joins several TxDtls' references on one unsplit entry row
 
 
-def _parser() -> etree.XMLParser:
-    # No entity expansion, no DTD or network fetches, no huge-tree limits lifted. The text is
-    # decoded already, so the declared encoding is overridden with the one we re-encode to.
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
-                           load_dtd=False, encoding="utf-8")
-
-
 @lru_cache(maxsize=512)
 def _qualified(ns: str, path: str) -> str:
     return "/".join(f"{{{ns}}}{step}" for step in path.split("/"))
@@ -80,19 +76,14 @@ class _Doc:
         return ""
 
 
-def read_xml(data: bytes, config, file_name: str):
-    """Decode and parse safely; return (document helper, BkToCstmrStmt element, encoding)."""
-    text, encoding = decode(data, config.encoding, file_name)
-    head = text.lstrip()[:512].lower()
-    if head.startswith("<!doctype html") or head.startswith("<html"):
-        raise FormatError(file_name, "an HTML page, not a camt.053 statement", 1)
-    try:
-        root = etree.fromstring(text.encode("utf-8"), _parser())
-    except etree.XMLSyntaxError as exc:
-        line, column = exc.position if exc.position else (exc.lineno, None)
-        reason = re.sub(r"(, line \d+, column \d+)+$", "", exc.msg)
-        raise FormatError(file_name, f"XML breaks at line {line}, column {column}: {reason}",
-                          line) from None
+def _xml_error(exc: etree.XMLSyntaxError, file_name: str) -> FormatError:
+    line, column = exc.position if exc.position else (exc.lineno, None)
+    reason = re.sub(r"(, line \d+, column \d+)+$", "", exc.msg)
+    return FormatError(file_name, f"XML breaks at line {line}, column {column}: {reason}", line)
+
+
+def _document(root, file_name: str) -> _Doc:
+    """The namespace helper for a camt.053 root element; anything else is refused."""
     qname = etree.QName(root)
     match = NAMESPACE.match(qname.namespace or "")
     if qname.localname != "Document" or not match:
@@ -101,12 +92,65 @@ def read_xml(data: bytes, config, file_name: str):
             f"not a camt.053 statement: root element <{qname.localname}> in namespace "
             f"{qname.namespace!r}, expected <Document> in "
             "urn:iso:std:iso:20022:tech:xsd:camt.053.001.xx", root.sourceline)
-    doc = _Doc(qname.namespace)
-    message = doc.find(root, "BkToCstmrStmt")
+    return _Doc(qname.namespace)
+
+
+def iter_statements(data: bytes, config, file_name: str):
+    """Decode, then parse incrementally: yields (doc, "header", GrpHdr), then per statement
+    (doc, "entry", Ntry) for each entry and (doc, "statement", Stmt) at its end. An entry is
+    cleared and dropped from the tree once the caller has read it, so memory holds one entry
+    at a time, not the whole document (a day's statement can be 100+ MB of XML). The Stmt
+    keeps what precedes its entries (Id, Acct, Bal, TxsSummry). Returns the encoding used."""
+    text, encoding = decode(data, config.encoding, file_name)
+    head = text.lstrip()[:512].lower()
+    if head.startswith("<!doctype html") or head.startswith("<html"):
+        raise FormatError(file_name, "an HTML page, not a camt.053 statement", 1)
+    payload = text.encode("utf-8")
+    del text
+    # No entity expansion, no DTD or network fetches, no huge-tree limits lifted. The text is
+    # decoded already, so the declared encoding is overridden with the one we re-encode to.
+    events = etree.iterparse(
+        io.BytesIO(payload), events=("start", "end"), resolve_entities=False, no_network=True,
+        huge_tree=False, load_dtd=False, encoding="utf-8",
+        tag=("{*}Document", "{*}BkToCstmrStmt", "{*}GrpHdr", "{*}Stmt", "{*}Ntry"))
+    doc, message, statements = None, None, 0
+    try:
+        for event, element in events:
+            if doc is None:
+                doc = _document(element.getroottree().getroot(), file_name)
+            parent = element.getparent()
+            name = etree.QName(element).localname
+            if etree.QName(element).namespace != doc.ns:
+                continue
+            if event == "start":
+                if name == "BkToCstmrStmt" and parent is not None and parent.getparent() is None:
+                    message = element
+                continue
+            if message is None or parent is None:
+                continue
+            if name == "GrpHdr" and parent is message:
+                yield doc, "header", element
+            elif name == "Stmt" and parent is message:
+                statements += 1
+                yield doc, "statement", element
+                element.clear()
+            elif name == "Ntry" and parent.getparent() is message:
+                yield doc, "entry", element
+                element.clear()
+                before = element.getprevious()
+                if before is not None and before.tag == element.tag:
+                    parent.remove(before)
+        root = events.root
+    except etree.XMLSyntaxError as exc:
+        raise _xml_error(exc, file_name) from None
+    if doc is None:
+        doc = _document(root, file_name)
     if message is None:
         raise FormatError(file_name, "camt.053 document without <BkToCstmrStmt>",
                           root.sourceline)
-    return doc, message, encoding
+    if not statements:
+        raise FormatError(file_name, "camt.053 message without <Stmt>", message.sourceline)
+    return encoding
 
 
 def parse(data: bytes, config, file_name: str) -> Parsed:
@@ -118,23 +162,38 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
 def read(data: bytes, config, file_name: str) -> tuple[Parsed, dict]:
     """Rows and statements, typed but not yet self-checked (parse() checks them). Also returns
     what the checks need: per row its statement and entry, per statement its line numbers."""
-    doc, message, encoding = read_xml(data, config, file_name)
-    message_id = doc.text(message, "GrpHdr/MsgId")
+    message_id = ""
     rows, statements, row_meta, stmt_meta = [], [], [], []
-    for s_index, stmt in enumerate(doc.all(message, "Stmt")):
-        statement, meta = _statement(doc, stmt, message_id, file_name)
-        statement["entry_count"] = str(len(doc.all(stmt, "Ntry")))
-        statements.append(statement)
-        stmt_meta.append(meta)
-        for seq, ntry in enumerate(doc.all(stmt, "Ntry"), 1):
-            for row in _entry_rows(doc, ntry, file_name):
-                row.update(statement_id=statement["statement_id"],
-                           account=statement["account"], entry_seq=str(seq))
+    current, seq = None, 0  # the statement being read
+    stream = iter_statements(data, config, file_name)
+    while True:
+        try:
+            doc, kind, element = next(stream)
+        except StopIteration as done:
+            encoding = done.value
+            break
+        if kind == "header":
+            message_id = doc.text(element, "MsgId")
+            continue
+        stmt = element if kind == "statement" else element.getparent()
+        if current is None:
+            # Read on its first entry (or at its end when it has none): Id, Acct, Bal and
+            # TxsSummry come before the entries, so their errors are reported first.
+            current, meta = _statement(doc, stmt, message_id, file_name)
+        if kind == "entry":
+            seq += 1
+            for row in _entry_rows(doc, element, file_name):
+                row.update(statement_id=current["statement_id"], account=current["account"],
+                           entry_seq=str(seq))
                 rows.append(row)
-                row_meta.append((s_index, seq))
-    if not statements:
-        raise FormatError(file_name, "camt.053 message without <Stmt>", message.sourceline)
+                row_meta.append((len(statements), seq))
+            continue
+        current["entry_count"] = str(seq)
+        statements.append(current)
+        stmt_meta.append(meta)
+        current, seq = None, 0
     frame = records_frame(rows, config.columns)
+    del rows
     # A minified XML puts every entry on line 1: rows are still told apart by their
     # statement and entry sequence (and by record number in the raw tables).
     parsed = Parsed(
