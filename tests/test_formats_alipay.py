@@ -287,3 +287,21 @@ def test_personal_export_sample_parses():
         "2023-02-12 21:32:14", "支出", 4974)
     assert first["channel_txn_no"] == "202302xxxxxx0011000103xxxxxx"  # padding and TAB gone
     assert rows.loc[rows["flow"].eq("收入"), "amount_minor"].tolist() == [22222850]
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_quote_free_rows_read_by_the_fast_reader_equal_the_csv_modules_reading(delimiter):
+    """Bills without quotes are split by pandas' C reader; the csv module reads the rest. On
+    the same quote-free lines both give the same cells, lines and cell counts: blank lines and
+    all-blank records skipped, short rows padded, trailing delimiters counted, spaces kept."""
+    from tally.formats import alipay_bill
+
+    rows = ["2026112022001,  商品A ,100.00,", "", "2026112022002,B,-5.5", ",, ,",
+            "2026112022003 ,C,0.01,,", "   ", "x"]
+    lines = [row.replace(",", delimiter) for row in rows]
+    fast = alipay_bill.read_records(lines, 10, delimiter, "bill.csv")
+    exact = alipay_bill._read_quoted(lines, 10, delimiter, "bill.csv")
+    assert fast[1].tolist() == exact[1].tolist() == [10, 12, 14, 16]
+    assert fast[2].tolist() == exact[2].tolist() == [4, 3, 5, 1]
+    pd.testing.assert_frame_equal(fast[0], exact[0])
+    assert fast[0].iloc[0].tolist() == ["2026112022001", "  商品A ", "100.00", "", ""]

@@ -45,15 +45,22 @@ BLANK_OR_ZERO = r"[+-]?0*\.?0*"  # "", "0", "0.00": no refund number, no amount
 
 @dataclass
 class Section:
-    """One CSV table inside a bill: lines before the header, the header, the rows (each with its
-    1-based physical line) and the lines from the end marker on."""
+    """One CSV table inside a bill: lines before the header, the header, the records and the
+    lines from the end marker on. Records are a frame of text cells (columns 0, 1, ...; a
+    record shorter than the longest is padded with "") with, per record, the 1-based physical
+    line it starts on and how many cells it really has."""
 
     preamble: list[tuple[int, str]]
     header_line: int
     header: list[str]
-    records: list[tuple[int, list[str]]]
+    cells: pd.DataFrame
+    line_nos: np.ndarray
+    counts: np.ndarray
     trailer: list[tuple[int, str]]
     delimiter: str
+
+    def record(self, index: int) -> list[str]:
+        return [str(c) for c in self.cells.iloc[index, : int(self.counts[index])]]
 
 
 def parse(data: bytes, config, file_name: str) -> Parsed:
@@ -178,29 +185,60 @@ def read_section(text: str, spec: dict, delimiter: str, file_name: str) -> Secti
     if delimiter == "auto":  # WeChat bills come comma- or tab-separated
         delimiter = "\t" if "\t" in lines[header_at] else ","
     header = [clean(cell) for cell in next(csv.reader([lines[header_at]], delimiter=delimiter))]
-    records = read_records(lines[header_at + 1:end_at], header_at + 2, delimiter, file_name)
+    cells, line_nos, counts = read_records(lines[header_at + 1:end_at], header_at + 2,
+                                           delimiter, file_name)
     return Section(
         preamble=[(i + 1, lines[i]) for i in range(header_at)],
-        header_line=header_at + 1, header=header, records=records,
+        header_line=header_at + 1, header=header, cells=cells, line_nos=line_nos,
+        counts=counts,
         trailer=[(i + 1, lines[i]) for i in range(end_at, len(lines)) if lines[i].strip()],
         delimiter=delimiter,
     )
 
 
 def read_records(lines: list[str], first_line: int, delimiter: str, file_name: str
-                 ) -> list[tuple[int, list[str]]]:
-    """CSV records with the physical line each starts on; blank lines are skipped."""
+                 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """CSV records (cells, line each starts on, cell count); records whose cells are all
+    blank are skipped. Bills hold no quotes: then a line is a record, its cells are its text
+    between delimiters, and pandas' C reader splits them into compact columns. A body with
+    quotes (or characters a quoted CSV treats specially) is read by the csv module."""
+    body = "\n".join(lines)
+    if '"' in body or "\r" in body or "\0" in body:
+        return _read_quoted(lines, first_line, delimiter, file_name)
+    del body
+    kept = [i for i, line in enumerate(lines) if line.replace(delimiter, "").strip()]
+    counts = np.fromiter((lines[i].count(delimiter) + 1 for i in kept), np.int64, len(kept))
+    line_nos = np.asarray(kept, dtype=np.int64) + first_line
+    if not kept:
+        return pd.DataFrame(), line_nos, counts
+    cells = pd.read_csv(
+        io.StringIO("\n".join(lines[i] for i in kept)), sep=delimiter, header=None,
+        names=range(int(counts.max())), dtype=str, na_filter=False, quoting=csv.QUOTE_NONE,
+        skip_blank_lines=False, engine="c")
+    if len(cells) != len(kept):  # not expected without quotes; the exact reader decides
+        return _read_quoted(lines, first_line, delimiter, file_name)
+    return cells, line_nos, counts
+
+
+def _read_quoted(lines: list[str], first_line: int, delimiter: str, file_name: str
+                 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The csv module's reading: quoted cells may hold delimiters and line breaks."""
     reader = csv.reader(lines, delimiter=delimiter)
-    records, consumed = [], 0
+    records, line_nos, consumed = [], [], 0
     try:
         for cells in reader:
             line_no = first_line + consumed
             consumed = reader.line_num
-            if any(cell.strip() for cell in cells):
-                records.append((line_no, cells))
+            if "".join(cells).strip():
+                records.append(cells)
+                line_nos.append(line_no)
     except csv.Error as exc:
         raise FormatError(file_name, f"malformed row: {exc}", first_line + consumed) from None
-    return records
+    counts = np.fromiter((len(cells) for cells in records), np.int64, len(records))
+    width = int(counts.max(initial=0))
+    cells = pd.DataFrame([row + [""] * (width - len(row)) for row in records],
+                         columns=range(width), dtype="str")
+    return cells, np.asarray(line_nos, dtype=np.int64), counts
 
 
 def clean(cell: str) -> str:
@@ -229,20 +267,25 @@ def read_member(section: Section, headers: dict[str, str], spec: dict, file_name
     # Rows may stop before trailing unnamed header cells, and carry extra empty cells.
     named = max(positions.values(), default=-1) + 1
     width = len(section.header)
-    for line_no, cells in section.records:
-        if len(cells) < named or (len(cells) > width and any(c.strip() for c in cells[width:])):
-            raise FormatError(file_name, f"expected {width} fields, saw {len(cells)}", line_no)
+    counts, cells = section.counts, section.cells
+    wrong = counts < named
+    for extra in (c for c in cells.columns if c >= width):
+        wrong |= cells[extra].str.strip().ne("").to_numpy()
+    if wrong.any():
+        first = int(wrong.argmax())
+        raise FormatError(file_name, f"expected {width} fields, saw {int(counts[first])}",
+                          int(section.line_nos[first]))
     optional = set(spec.get("optional_headers", []))
-    data = {"line_no": [line_no for line_no, _ in section.records]}
+    data = {"line_no": section.line_nos}
     for column, header in headers.items():
         position = positions.get(header_key(header))
-        if position is None:
-            if column not in optional:
-                raise FormatError(file_name, "missing column(s) in header", section.header_line,
-                                  header)
-            data[column] = [""] * len(section.records)
+        if position is None and column not in optional:
+            raise FormatError(file_name, "missing column(s) in header", section.header_line,
+                              header)
+        if position is None or position not in cells.columns:
+            data[column] = pd.Series("", index=range(len(counts)), dtype="str")
         else:
-            data[column] = [cells[position] for _, cells in section.records]
+            data[column] = cells[position].reset_index(drop=True)
     frame = pd.DataFrame(data)
     for column in headers:
         values = frame[column].astype(str).str.strip().str.removeprefix("`").str.strip()
@@ -338,10 +381,11 @@ def check_summary(section: Section, spec: dict, rows: pd.DataFrame, amounts: dic
     """A totals file (业务明细(汇总)): its `total_row` must agree with the detail rows, for
     every configured total whose column the file has."""
     label = spec["total_row"]
-    total = next(((n, cells) for n, cells in section.records if clean(cells[0]) == label), None)
-    if total is None:
+    firsts = section.cells[0].map(clean) if len(section.counts) else pd.Series(dtype="str")
+    found = np.flatnonzero(firsts.eq(label).to_numpy())
+    if not len(found):
         raise FormatError(file_name, f"no {label!r} row")
-    line_no, cells = total
+    line_no, cells = int(section.line_nos[found[0]]), section.record(int(found[0]))
     values = {header_key(h): clean(c) for h, c in zip(section.header, cells, strict=False)}
     present = {h: t for h, t in spec["totals"].items() if header_key(h) in values}
     if not present:
