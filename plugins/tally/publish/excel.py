@@ -176,11 +176,6 @@ def _display(row: dict, col: Col):
     return value_text(col.key, value)
 
 
-def _break_labels(day: reports.DayReport) -> dict[str, str]:
-    return {r["break_type"]: f"{r['label_zh']} {r['label_en']}"
-            for r in day.views["breaks"].dicts()}
-
-
 BREAK_COLUMNS = [
     Col("break_type_label", title=header("break_type")), Col("outcome"), Col("needs_person"),
     Col("project"), Col("source"), Col("side"), Col("direction"), Col("reference"),
@@ -283,7 +278,7 @@ def write_workbook(day: reports.DayReport, suspense: Iterable[dict], path: Path)
     read once (an iterator over a cursor is enough)."""
     book = _Book(path)
     summary = book.wb.add_worksheet("汇总 Summary")  # first sheet, written last (its notes)
-    labels = _break_labels(day)
+    labels = day.break_labels
     breaks = [{**r, "break_type_label": labels.get(r["break_type"], r["break_type"])}
               for r in day.views["breaks"].dicts()]
     # Open breaks first: they are what a person must look at.

@@ -145,7 +145,7 @@ def bar_panel(title: str, items: list[tuple[str, int, str, str]], width: int = 4
 def breaks_charts(day: reports.DayReport) -> str:
     """Breaks by type: open breaks and the day's informational differences (suspense items
     are in the ageing chart)."""
-    rows = [r for r in day.views["breaks"].dicts() if r["outcome"] != "suspense"]
+    rows = day.views["breaks"].dicts()  # read without the suspense items
     groups: dict[tuple, list] = {}
     for r in rows:
         key = (r["outcome"] != "break", r["break_type"], f"{r['label_zh']} {r['label_en']}")

@@ -41,6 +41,9 @@ OPTIONAL_VIEWS = ["balance_checks", "source_arrivals"]
 # memory; the workbook streams suspense from a cursor too, and the HTML report reads only its
 # ageing. The other views are small and read whole.
 STREAMED_VIEWS = {"matches", "outcomes", "suspense"}
+# What the workbook and the HTML report read of a view: breaks without the suspense items
+# (they are on the suspense sheet, with the break each would become).
+READ_WHERE = {"breaks": "outcome <> 'suspense'"}
 BATCH_ROWS = 50_000
 HISTORY_DAYS = 14  # the match-rate chart looks back this many days
 MANIFEST = "_manifest.json"
@@ -87,6 +90,8 @@ class DayReport:
     inputs: list[dict] = field(default_factory=list)
     # Suspense per project, currency and ageing bucket (read_ageing).
     ageing: list[dict] = field(default_factory=list)
+    # Break type -> "中文 English" label, for every type on the day (suspense items included).
+    break_labels: dict[str, str] = field(default_factory=dict)
 
 
 def bucket_of(age_days: int | None) -> int:
@@ -123,11 +128,12 @@ def existing_views(conn: psycopg.Connection) -> list[str]:
     return found
 
 
-def _query(conn: psycopg.Connection, name: str) -> str:
+def _query(conn: psycopg.Connection, name: str, where: str = "") -> str:
     # Ordered by every column: the same day gives the same bytes, whichever plan PostgreSQL picks.
     count = len(conn.execute(f"select * from reporting.{name} limit 0").description)
     order = ", ".join(str(i) for i in range(1, count + 1))
-    return f"select * from reporting.{name} where business_date = %s order by {order}"
+    where = f" and ({where})" if where else ""
+    return f"select * from reporting.{name} where business_date = %s{where} order by {order}"
 
 
 def _shape(conn: psycopg.Connection, description) -> tuple[list[str], list[str], list[int]]:
@@ -143,8 +149,9 @@ def _shape(conn: psycopg.Connection, description) -> tuple[list[str], list[str],
     return columns, ["int8" if i in numeric else t for i, t in enumerate(types)], numeric
 
 
-def read_view(conn: psycopg.Connection, name: str, business_date: date) -> View:
-    cursor = conn.execute(_query(conn, name), (business_date,))
+def read_view(conn: psycopg.Connection, name: str, business_date: date,
+              where: str = "") -> View:
+    cursor = conn.execute(_query(conn, name, where), (business_date,))
     columns, types, numeric = _shape(conn, cursor.description)
     rows = cursor.fetchall()
     if numeric:
@@ -177,8 +184,8 @@ def _integral(row: tuple, positions: list[int], view: str) -> tuple:
 
 def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayReport:
     """What the workbook and the HTML report show: every view but the streamed ones."""
-    views = {name: read_view(conn, name, business_date) for name in existing_views(conn)
-             if name not in STREAMED_VIEWS}
+    views = {name: read_view(conn, name, business_date, READ_WHERE.get(name, ""))
+             for name in existing_views(conn) if name not in STREAMED_VIEWS}
     run = conn.execute(
         "select run_id, code_version, rules_digest, gate_passed, gate_summary from tally.runs"
         " where run_id = %s", (run_id,)).fetchone()
@@ -193,9 +200,13 @@ def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayR
         "select file_id, source, original_name, sha256, size_bytes, row_count from tally.files"
         " where business_date <= %s and status = 'loaded' order by file_id",
         (business_date,)).fetchall()
+    labels = conn.execute(
+        "select distinct break_type, label_zh, label_en from reporting.breaks"
+        " where business_date = %s", (business_date,)).fetchall()
     return DayReport(business_date, run_info, views, history, [
         {"file_id": f, "source": s, "name": n, "sha256": h, "bytes": b, "rows": r}
-        for f, s, n, h, b, r in inputs], read_ageing(conn, business_date))
+        for f, s, n, h, b, r in inputs], read_ageing(conn, business_date),
+        {code: f"{zh} {en}" for code, zh, en in labels})
 
 
 # Extracts -----------------------------------------------------------------------------------
