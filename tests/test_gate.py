@@ -50,6 +50,13 @@ def test_a_row_with_two_outcomes_fails_the_gate_by_name(built_day, conn):
     assert "Every open row has exactly one outcome in each of its projects" in failed
     assert "No row has two outcomes in a project on a date" in failed
     assert "first offending rows" in result.summary()
+    # Each check query runs once and carries its own count: one row has two outcomes, and its
+    # example is the query's row without the count column.
+    twice = next(f for f in result.failures
+                 if f.expectation == "No row has two outcomes in a project on a date")
+    assert twice.observed == 1
+    assert [set(row) for row in twice.examples] == [{"project", "transaction_key", "outcomes"}]
+    assert twice.examples[0]["outcomes"] == 2
 
 
 def test_a_lost_row_and_a_double_match_fail_the_gate(built_day, conn):

@@ -59,15 +59,17 @@ _MATCHED_BEFORE = (
 def _suites():
     import great_expectations as gx
 
+    from tally.gx_expectations import UnexpectedRowsCountedOnce, counted
+
     expect = gx.expectations
     staged = " union all ".join(
         f"select file_id from {model}" for model in sorted(set(STAGED.values())))
     return {
         "reconciliation_completeness": ("reconciliation_scope", [
             expect.ExpectColumnValuesToNotBeNull(column="transaction_key"),
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="Every open row has exactly one outcome in each of its projects",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select s.project, s.transaction_key, s.reference,"
                     " count(o.transaction_key) as outcomes"
                     " from {batch} s"
@@ -80,9 +82,9 @@ def _suites():
                     " having count(o.transaction_key) <> 1"
                 ),
             ),
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="Rows loaded from each file all reach staging",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select f.file_id, f.original_name, f.row_count as rows_loaded,"
                     " count(s.file_id) as rows_staged"
                     " from tally.files f"
@@ -99,9 +101,9 @@ def _suites():
         "reconciliation_outcomes": ("reconciliation_outcomes", [
             # GROUP BY rather than GX's compound-uniqueness expectation, which is quadratic
             # on PostgreSQL (over ten minutes at a million rows).
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="No row has two outcomes in a project on a date",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select project, transaction_key, count(*) as outcomes from {batch}"
                     " group by project, transaction_key having count(*) > 1"
                 ),
@@ -111,9 +113,9 @@ def _suites():
             expect.ExpectColumnValuesToBeInSet(column="outcome",
                                                value_set=["matched", "suspense", "break"]),
             expect.ExpectColumnValuesToBeInSet(column="break_type", value_set=BREAK_TYPES),
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="Every outcome belongs to a row in scope that day",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select o.project, o.transaction_key from {batch} o"
                     " left join intermediate.int_recon__scope s on s.as_of_date = o.as_of_date"
                     " and s.project = o.project and s.transaction_key = o.transaction_key"
@@ -122,10 +124,10 @@ def _suites():
             ),
         ]),
         "balance_checks": ("balance_checks", [
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="Every balance rolls forward and every platform-bank difference is "
                             "explained by the day's open items",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select check_type, account, subject, expected_minor, actual_minor,"
                     " difference_minor, explained_minor from {batch} where not passed"
                 ),
@@ -136,25 +138,25 @@ def _suites():
                            "settlement_trial_balance", "platform_vs_bank"]),
         ]),
         "reconciliation_matches": ("reconciliation_matches", [
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="No platform or channel row is matched twice",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select project, left_key, count(*) as pairs from {batch}"
                     " where rule_kind <> 'group' group by project, left_key"
                     " having count(*) > 1"
                 ),
             ),
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="No statement row is matched twice outside a group rule",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select project, right_key, count(*) as pairs from {batch}"
                     " where rule_kind <> 'group' group by project, right_key"
                     " having count(*) > 1"
                 ),
             ),
-            expect.UnexpectedRowsExpectation(
+            UnexpectedRowsCountedOnce(
                 description="Each pair keeps within the differences its rule allows",
-                unexpected_rows_query=(
+                unexpected_rows_query=counted(
                     "select project, rule, left_key, right_key, amount_difference_minor"
                     " from {batch} where rule_kind = 'exact' and amount_difference_minor <> 0"
                 ),
@@ -165,6 +167,8 @@ def _suites():
 
 def _context(settings: Settings, mode: str = "file", project_root=None):
     import great_expectations as gx
+
+    import tally.gx_expectations  # noqa: F401 - registers our expectation types with GX
 
     os.environ.update({URL_VARIABLE: settings.pg.sqlalchemy_url})
     return gx.get_context(mode=mode,
