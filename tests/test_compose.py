@@ -512,3 +512,9 @@ def test_components_share_the_api(services):
     secrets = {_environment(services[name])["AIRFLOW__API_AUTH__JWT_SECRET"]
                for name in ALL_AIRFLOW}
     assert len(secrets) == 1 and secrets.pop()
+
+
+def test_the_s3_server_has_the_heap_limit_the_local_path_gives_it(services):
+    from tally.services import s3
+
+    assert _environment(services["s3"])["GOMEMLIMIT"] == s3.MEMORY_LIMIT

@@ -16,6 +16,16 @@ def test_status_names_the_running_processes(settings):
     assert state["s3"].startswith("running pid ")
 
 
+def test_the_s3_server_runs_with_a_soft_heap_limit(settings):
+    from pathlib import Path
+
+    from tally.services import s3
+
+    pid = process.read_pid(settings.run_dir / "s3.pid")
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"GOMEMLIMIT={s3.MEMORY_LIMIT}".encode() in environ
+
+
 def test_down_stops_by_pid_and_up_starts_again(settings):
     pg_pid = process.read_pid(postgres.data_dir(settings) / "postmaster.pid")
     s3_pid = process.read_pid(settings.run_dir / "s3.pid")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,11 @@ from pathlib import Path
 from tally import storage
 from tally.config import Settings
 from tally.services import process
+
+# Go's soft heap limit for the server: without it the Go runtime lets the heap grow to twice
+# what is live, and `weed mini` reached 1.7 GiB while a day of a million transactions was
+# published; with it, 0.65 GiB at the same speed. Soft: the server never fails for it.
+MEMORY_LIMIT = "512MiB"
 
 
 def _weed() -> str:
@@ -60,7 +66,7 @@ def start(settings: Settings) -> None:
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=root,
+            start_new_session=True, cwd=root, env=dict(os.environ, GOMEMLIMIT=MEMORY_LIMIT),
         )
     pid_file.write_text(f"{proc.pid}\n")
     process.wait_for_port("127.0.0.1", port, timeout=60, what="SeaweedFS S3", log=log)
