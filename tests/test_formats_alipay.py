@@ -305,3 +305,18 @@ def test_quote_free_rows_read_by_the_fast_reader_equal_the_csv_modules_reading(d
     assert fast[2].tolist() == exact[2].tolist() == [4, 3, 5, 1]
     pd.testing.assert_frame_equal(fast[0], exact[0])
     assert fast[0].iloc[0].tolist() == ["2026112022001", "  商品A ", "100.00", "", ""]
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_records_of_one_width_read_by_arrow_equal_the_csv_modules_reading(delimiter):
+    from tally.formats import alipay_bill
+
+    rows = ["2026112022001,  商品A ,100.00,", "", "2026112022002,B,-5.5,x", ",, ,",
+            " ,`4200001,0.01,"]
+    lines = [row.replace(",", delimiter) for row in rows]
+    fast = alipay_bill.read_records(lines, 3, delimiter, "bill.csv")
+    exact = alipay_bill._read_quoted(lines, 3, delimiter, "bill.csv")
+    assert fast[1].tolist() == exact[1].tolist() == [3, 5, 7]
+    assert fast[2].tolist() == exact[2].tolist() == [4, 4, 4]
+    pd.testing.assert_frame_equal(fast[0], exact[0])
+    assert fast[0].iloc[2].tolist() == [" ", "`4200001", "0.01", ""]

@@ -32,6 +32,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from tally import money
 from tally.formats import FormatError, Parsed
@@ -200,21 +202,36 @@ def read_records(lines: list[str], first_line: int, delimiter: str, file_name: s
                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """CSV records (cells, line each starts on, cell count); records whose cells are all
     blank are skipped. Bills hold no quotes: then a line is a record, its cells are its text
-    between delimiters, and pandas' C reader splits them into compact columns. A body with
-    quotes (or characters a quoted CSV treats specially) is read by the csv module."""
-    body = "\n".join(lines)
-    if '"' in body or "\r" in body or "\0" in body:
+    between delimiters, and Arrow's reader (pandas' C reader when records differ in width)
+    splits them into compact columns. A body with quotes (or characters a quoted CSV treats
+    specially) is read by the csv module."""
+    if any('"' in line or "\r" in line or "\0" in line for line in lines):
         return _read_quoted(lines, first_line, delimiter, file_name)
-    del body
     kept = [i for i, line in enumerate(lines) if line.replace(delimiter, "").strip()]
     counts = np.fromiter((lines[i].count(delimiter) + 1 for i in kept), np.int64, len(kept))
     line_nos = np.asarray(kept, dtype=np.int64) + first_line
     if not kept:
         return pd.DataFrame(), line_nos, counts
-    cells = pd.read_csv(
-        io.StringIO("\n".join(lines[i] for i in kept)), sep=delimiter, header=None,
-        names=range(int(counts.max())), dtype=str, na_filter=False, quoting=csv.QUOTE_NONE,
-        skip_blank_lines=False, engine="c")
+    width = int(counts.max())
+    if counts.min() == width:
+        # Every record as wide: Arrow's reader builds the columns without a Python string
+        # per cell (half the memory of the C reader on a 575 000-row fund-flow member).
+        table = pa_csv.read_csv(
+            io.BytesIO("\n".join(lines[i] for i in kept).encode("utf-8")),
+            read_options=pa_csv.ReadOptions(column_names=[str(c) for c in range(width)]),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter, quote_char=False, double_quote=False, escape_char=False,
+                ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(map(str, range(width)), pa.string()),
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+        cells = table.to_pandas()
+        cells.columns = range(width)
+    else:
+        cells = pd.read_csv(
+            io.StringIO("\n".join(lines[i] for i in kept)), sep=delimiter, header=None,
+            names=range(width), dtype=str, na_filter=False, quoting=csv.QUOTE_NONE,
+            skip_blank_lines=False, engine="c")
     if len(cells) != len(kept):  # not expected without quotes; the exact reader decides
         return _read_quoted(lines, first_line, delimiter, file_name)
     return cells, line_nos, counts
