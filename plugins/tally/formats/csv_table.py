@@ -21,9 +21,11 @@ HEADER_LINE = 1
 def parse(data: bytes, config, file_name: str) -> Parsed:
     text, encoding = decode(data, config.encoding, file_name)
     try:
+        # Bytes, not a StringIO: io.StringIO holds its text as 4 bytes a character (550 MB
+        # for a 137 MB ledger); the UTF-8 bytes are the size of the file.
         frame = pd.read_csv(
-            io.StringIO(text), sep=config.delimiter, dtype=str, keep_default_na=False,
-            skip_blank_lines=False, engine="c",
+            io.BytesIO(text.encode("utf-8")), encoding="utf-8", sep=config.delimiter,
+            dtype=str, keep_default_na=False, skip_blank_lines=False, engine="c",
         )
     except pd.errors.ParserError as exc:
         # pandas says e.g. "Expected 10 fields in line 3, saw 11"
@@ -48,7 +50,7 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
 def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
     """pandas pads a short row with empty cells: a row cut short (a truncated file) would load.
     Every non-blank row must have as many fields as the header."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(_lines(text), delimiter=delimiter)
     expected = None
     for fields in reader:
         if not fields or not any(f.strip() for f in fields):
@@ -58,6 +60,17 @@ def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
         elif len(fields) != expected:
             raise FormatError(file_name, f"row has {len(fields)} fields, the header has "
                               f"{expected}: the row or the file is cut short", reader.line_num)
+
+
+def _lines(text: str):
+    """The text's lines with their line ends, one at a time (a StringIO would copy the text at
+    4 bytes a character)."""
+    start = 0
+    while (end := text.find("\n", start)) != -1:
+        yield text[start:end + 1]
+        start = end + 1
+    if start < len(text):
+        yield text[start:]
 
 
 def run_check(rows: pd.DataFrame, check: dict, file_name: str) -> str:
