@@ -19,7 +19,7 @@ import pandas as pd
 
 from tally import money
 from tally.formats import FormatError, Parsed
-from tally.formats.common import decode, finish_source
+from tally.formats.common import decode, finish_source, text_lines
 
 CURRENCY_NAMES = {"人民币": "CNY", "美元": "USD", "港币": "HKD", "港元": "HKD", "欧元": "EUR",
                   "日元": "JPY", "英镑": "GBP", "澳元": "AUD", "加元": "CAD", "新加坡元": "SGD",
@@ -73,19 +73,8 @@ def _csv_lines(data: bytes, config, file_name: str):
     return _csv_records(text, config.delimiter, file_name), encoding
 
 
-def _text_lines(text: str):
-    """The text's lines with their endings, one at a time (io.StringIO would copy the whole
-    text at four bytes a character)."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end + 1
-        yield text[start:end]
-        start = end
-
-
 def _csv_records(text: str, delimiter: str, file_name: str):
-    reader = csv.reader(_text_lines(text), delimiter=delimiter)
+    reader = csv.reader(text_lines(text), delimiter=delimiter)
     start = 1
     try:
         for cells in reader:

@@ -34,6 +34,17 @@ def decode(data: bytes, encoding: str, file_name: str) -> tuple[str, str]:
                       line)
 
 
+def text_lines(text: str):
+    """The text's lines with their endings, one at a time, for csv.reader (io.StringIO would
+    copy the whole text at four bytes a character)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
 def first_line(rows: pd.DataFrame, mask: pd.Series) -> int:
     return int(rows.loc[mask, "line_no"].iloc[0])
 

@@ -13,7 +13,7 @@ import re
 import pandas as pd
 
 from tally.formats import FormatError, Parsed
-from tally.formats.common import decode, finish_source
+from tally.formats.common import decode, finish_source, text_lines
 
 HEADER_LINE = 1
 
@@ -50,7 +50,7 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
 def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
     """pandas pads a short row with empty cells: a row cut short (a truncated file) would load.
     Every non-blank row must have as many fields as the header."""
-    reader = csv.reader(_lines(text), delimiter=delimiter)
+    reader = csv.reader(text_lines(text), delimiter=delimiter)
     expected = None
     for fields in reader:
         if not fields or not any(f.strip() for f in fields):
@@ -60,17 +60,6 @@ def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
         elif len(fields) != expected:
             raise FormatError(file_name, f"row has {len(fields)} fields, the header has "
                               f"{expected}: the row or the file is cut short", reader.line_num)
-
-
-def _lines(text: str):
-    """The text's lines with their line ends, one at a time (a StringIO would copy the text at
-    4 bytes a character)."""
-    start = 0
-    while (end := text.find("\n", start)) != -1:
-        yield text[start:end + 1]
-        start = end + 1
-    if start < len(text):
-        yield text[start:]
 
 
 def run_check(rows: pd.DataFrame, check: dict, file_name: str) -> str:
