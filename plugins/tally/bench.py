@@ -287,14 +287,11 @@ def run(rows: int, settings: config.Settings | None = None, with_dbt: bool = Tru
                 _daily_tail(settings, f"bench__{rows}__{started:%Y%m%dT%H%M%S}", result, timed,
                             memory)
                 stages["end to end"] = _end_to_end(stages, result["rows_in_files"])
-            # ---- Baselines: plugins/tally/baselines.py, written separately ---------------
-            # run_baselines(settings, files, business_date, conn) -> dict, on the same files
-            # and warehouse. The bench runs without it while that module does not exist.
+            # Baselines (tally/baselines.py) on the same files and warehouse.
             if with_baselines:
                 baselines, figures = timed("baselines", run_baselines, settings, day.files)
-                if baselines is not None:
-                    result["baselines"] = baselines
-                    result["baselines_total"] = figures
+                result["baselines"] = baselines
+                result["baselines_total"] = figures
     except StageFailed as exc:
         result["failed_stage"] = str(exc)
         print(f"bench: {exc} failed at {rows:,}: {stages[str(exc)]['failed']}", file=sys.stderr)
@@ -364,17 +361,11 @@ def _end_to_end(stages: dict, day_rows: int) -> dict:
             "stages": [s for s in DAILY_STAGES if s in stages]}
 
 
-def run_baselines(settings: config.Settings, files: dict[str, Path]) -> dict | None:
-    """tally.baselines.run_baselines on the day's files, or None while it does not exist. Its
-    failure is recorded, not raised: the pipeline's own figures are kept."""
-    try:
-        from tally import baselines
-    except ModuleNotFoundError as exc:
-        if exc.name != "tally.baselines":
-            raise
-        return None
-    if not hasattr(baselines, "run_baselines"):
-        return None
+def run_baselines(settings: config.Settings, files: dict[str, Path]) -> dict:
+    """tally.baselines.run_baselines on the day's files. Its failure is recorded, not raised:
+    the pipeline's own figures are kept."""
+    from tally import baselines
+
     try:
         with postgres.connect(settings, autocommit=True) as conn:
             return baselines.run_baselines(settings, files, BENCH_DATE, conn)
@@ -609,7 +600,7 @@ def write_markdown(results: list[dict], path: Path) -> None:
             parts.append(_models_table(result))
     baselines = _baselines_table(results)
     parts += ["## Baselines", baselines or "No baseline results in these runs "
-              "(`plugins/tally/baselines.py` absent, or `--no-baselines`)."]
+              "(`--no-baselines`)."]
     parts += [KEEP_MARKER, notes]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(p.strip("\n") for p in parts) + "\n")
