@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -55,8 +54,11 @@ def start(settings: Settings) -> None:
     config.chmod(0o600)
     port = settings.s3.port
     # weed mini runs master, volume, filer and S3 in one process; every port stays on loopback.
+    # `env` adds the heap limit to the environment the server inherits, then becomes weed
+    # (exec: same PID, so the PID file still names the server).
     args = [
-        _weed(), "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "env", f"GOMEMLIMIT={MEMORY_LIMIT}", _weed(), "mini", f"-dir={root / 'data'}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-s3.port={port}", f"-master.port={port + 1}", f"-volume.port={port + 2}",
         f"-filer.port={port + 3}", f"-s3.port.iceberg={port + 4}", f"-s3.port.lance={port + 5}",
         f"-admin.port={port + 6}", "-webdav=false", "-admin.ui=false",
@@ -66,7 +68,7 @@ def start(settings: Settings) -> None:
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=root, env=dict(os.environ, GOMEMLIMIT=MEMORY_LIMIT),
+            start_new_session=True, cwd=root,
         )
     pid_file.write_text(f"{proc.pid}\n")
     process.wait_for_port("127.0.0.1", port, timeout=60, what="SeaweedFS S3", log=log)
