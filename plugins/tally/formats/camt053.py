@@ -119,9 +119,10 @@ def iter_statements(data: bytes, config, file_name: str):
             if doc is None:
                 doc = _document(element.getroottree().getroot(), file_name)
             parent = element.getparent()
-            name = etree.QName(element).localname
-            if etree.QName(element).namespace != doc.ns:
+            qname = etree.QName(element)
+            if qname.namespace != doc.ns:
                 continue
+            name = qname.localname
             if event == "start":
                 if name == "BkToCstmrStmt" and parent is not None and parent.getparent() is None:
                     message = element

@@ -72,13 +72,7 @@ class _Book:
         self.bold = self.wb.add_format({"bold": True})
         self.note = self.wb.add_format({"font_color": "#C00000"})
         self._formats: dict[str, object] = {}
-        self._exponents: dict[str, int] = {}
         self._amounts: dict[str, object] = {}
-
-    def exponent(self, currency: str) -> int:
-        if currency not in self._exponents:
-            self._exponents[currency] = money.exponent(currency)
-        return self._exponents[currency]
 
     def amount_format(self, currency: str):
         if currency not in self._amounts:
@@ -118,15 +112,7 @@ def _cell_writer(ws, book: _Book, column: Col, index: int):
     """A function (row number, row dict) -> None writing this column's cell: chosen once per
     column, because a big sheet writes millions of cells."""
     key, kind = column.key, column.kind
-    if kind == "amount":
-        def write(at: int, row: dict) -> None:
-            value, currency = row.get(key), row.get("currency")
-            if value is not None and currency:
-                ws.write_number(at, index, Decimal(value).scaleb(-book.exponent(currency)),
-                                book.amount_format(currency))
-            else:
-                _write(ws, book, at, index, value, kind, currency)
-    elif kind == "text":
+    if kind == "text":
         labels = VALUES.get(key, {})
 
         def write(at: int, row: dict) -> None:
@@ -138,7 +124,7 @@ def _cell_writer(ws, book: _Book, column: Col, index: int):
                 _write(ws, book, at, index, value, kind)
     else:
         def write(at: int, row: dict) -> None:
-            _write(ws, book, at, index, row.get(key), kind)
+            _write(ws, book, at, index, row.get(key), kind, row.get("currency"))
     return write
 
 
