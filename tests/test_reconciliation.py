@@ -16,7 +16,6 @@ D2 = D1 + timedelta(days=1)
 # Each project and the label source of the differences injected into it.
 PROJECTS = {"platform_vs_bank": "bank", "platform_vs_alipay": "alipay_bill",
             "platform_vs_wechatpay": "wechatpay_bill"}
-SUSPENSE_DAYS = {"refund": 7}
 
 
 def refs(labels: dict, source: str, kind: str, **where) -> set[str]:
@@ -24,26 +23,22 @@ def refs(labels: dict, source: str, kind: str, **where) -> set[str]:
             if d["source"] == source and d["type"] == kind and all(k in d for k in where)}
 
 
-def waits(labels: dict, source: str) -> set[str]:
-    """References whose kind waits longer than a day in suspense (refunds: 7 days)."""
-    return {d["reference"] for d in labels["discrepancies"]
-            if d["source"] == source and SUSPENSE_DAYS.get(d.get("kind"), 1) > 1}
-
-
-def expected_open(labels: dict, source: str) -> tuple[set, set]:
-    """(breaks and flagged matches, suspense) a day's own differences give on that day."""
+def expected_open(labels: dict, source: str) -> set:
+    """What a day's own differences give on that day. A row settled on its side with no
+    counterpart is a break that very day (the seed design's rule), timing ones included: the
+    counterpart arrives the next day and the pair then matches as a timing difference."""
     found = {(side, r, "break", "amount_mismatch")
              for r in refs(labels, source, "amount_mismatch") for side in ("left", "right")}
     found |= {("right", r, "break", "duplicate") for r in refs(labels, source, "duplicate")}
     found |= {(side, r, "matched", "status_mismatch")
               for r in refs(labels, source, "status_mismatch") for side in ("left", "right")}
-    suspense = {("left", r, "suspense", "missing_on_statement")
-                for r in refs(labels, source, "missing_on_statement")
-                | refs(labels, source, "timing", booked_on=True)}
-    suspense |= {("right", r, "suspense", "missing_on_platform")
-                 for r in refs(labels, source, "missing_on_platform")
-                 | refs(labels, source, "timing", recorded_on=True)}
-    return found, suspense
+    found |= {("left", r, "break", "missing_on_statement")
+              for r in refs(labels, source, "missing_on_statement")
+              | refs(labels, source, "timing", booked_on=True)}
+    found |= {("right", r, "break", "missing_on_platform")
+              for r in refs(labels, source, "missing_on_platform")
+              | refs(labels, source, "timing", recorded_on=True)}
+    return found
 
 
 def reported(conn, day, project):
@@ -76,34 +71,63 @@ def clean(settings):
 @pytest.mark.parametrize("project", PROJECTS)
 def test_first_day_reports_exactly_the_injected_differences(two_days, conn, project):
     _, labels = two_days
-    found, suspense = expected_open(labels[D1], PROJECTS[project])
-    assert found and suspense
-    assert reported(conn, D1, project) == found | suspense
+    found = expected_open(labels[D1], PROJECTS[project])
+    assert {row[3] for row in found} >= {"amount_mismatch", "duplicate", "missing_on_statement",
+                                         "missing_on_platform"}
+    assert reported(conn, D1, project) == found
 
 
 @pytest.mark.parametrize("project", PROJECTS)
-def test_second_day_ages_suspense_into_breaks_and_clears_timing(two_days, conn, project):
+def test_second_day_keeps_open_breaks_and_closes_timing_ones(two_days, conn, project):
     _, labels = two_days
     source = PROJECTS[project]
-    old_found, old_suspense = expected_open(labels[D1], source)
-    new_found, new_suspense = expected_open(labels[D2], source)
-    old_breaks = {row for row in old_found if row[2] == "break"}  # flagged matches are done
     cleared = refs(labels[D1], source, "timing", booked_on=True)
-    still = waits(labels[D1], source)
-    aged = {(side, r, "break", kind) for side, r, _, kind in old_suspense
-            if r not in cleared and r not in still}
-    waiting = {row for row in old_suspense if row[1] in still}
-    timing = {(side, r, "matched", "timing") for r in cleared for side in ("left", "right")}
     # The bank bookings that arrive today for yesterday's late transfers are those that clear.
     assert refs(labels[D2], source, "timing", recorded_on=True) == cleared
-    new_suspense = {row for row in new_suspense if row[1] not in cleared}
-    assert reported(conn, D2, project) == (old_breaks | aged | waiting | timing | new_found
-                                           | new_suspense)
+    still_open = {row for row in expected_open(labels[D1], source)
+                  if row[2] == "break" and row[1] not in cleared}
+    timing = {(side, r, "matched", "timing") for r in cleared for side in ("left", "right")}
+    new = {row for row in expected_open(labels[D2], source) if row[1] not in cleared}
+    assert reported(conn, D2, project) == still_open | timing | new
     ages = {age for (age,) in conn.execute(
         "select age_days from marts.fct_outcomes where as_of_date = %s and project = %s"
         " and outcome = 'break' and break_type = 'missing_on_statement'",
         (D2, project)).fetchall()}
-    assert ages == {1}
+    assert ages == {0, 1}
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_each_difference_is_one_break_with_a_key_that_stays(two_days, conn, project):
+    _, labels = two_days
+    source = PROJECTS[project]
+    counts = dict(conn.execute(
+        "select break_type, count(*) from marts.fct_breaks where as_of_date = %s"
+        " and project = %s and needs_person group by 1", (D1, project)).fetchall())
+    assert counts == {
+        "amount_mismatch": len(refs(labels[D1], source, "amount_mismatch")),
+        "duplicate": len(refs(labels[D1], source, "duplicate")),
+        "missing_on_statement": len(refs(labels[D1], source, "missing_on_statement")
+                                    | refs(labels[D1], source, "timing", booked_on=True)),
+        "missing_on_platform": len(refs(labels[D1], source, "missing_on_platform")
+                                   | refs(labels[D1], source, "timing", recorded_on=True)),
+    }
+    # An amount mismatch names both sides and the difference.
+    for left, right, left_amount, right_amount, difference in conn.execute(
+            "select left_reference, right_reference, left_amount_minor, right_amount_minor,"
+            " amount_difference_minor from marts.fct_breaks where as_of_date = %s"
+            " and project = %s and break_type = 'amount_mismatch'", (D1, project)).fetchall():
+        assert left == right and right_amount - left_amount == difference != 0
+    # A break still open the next day keeps its key; a timing pair is one informational row.
+    keys = {day: dict(conn.execute(
+        "select break_key, break_type from marts.fct_breaks where as_of_date = %s"
+        " and project = %s", (day, project)).fetchall()) for day in (D1, D2)}
+    carried = {k for k, t in keys[D1].items() if t in ("amount_mismatch", "duplicate")}
+    assert carried and carried <= set(keys[D2])
+    cleared = refs(labels[D1], source, "timing", booked_on=True)
+    assert sum(t == "timing" for t in keys[D2].values()) == len(cleared)
+    assert conn.execute(
+        "select count(*) from reporting.breaks where business_date = %s and project = %s"
+        " and break_type = 'status_mismatch'", (D1, project)).fetchone()[0] == 0
 
 
 def test_channel_settlements_match_the_previous_bill_day_as_groups(two_days, conn):
@@ -172,11 +196,14 @@ def test_rerunning_an_earlier_day_after_a_later_one_reproduces_it(two_days, conn
     settings, _ = two_days
     query = ("select project, transaction_key, outcome, break_type, rule, counterpart_key,"
              " explanation from marts.fct_outcomes where as_of_date = %s order by 1, 2")
-    before = conn.execute(query, (D1,)).fetchall()
-    later = conn.execute(query, (D2,)).fetchall()
+    breaks = "select break_key from marts.fct_breaks where as_of_date = %s order by 1"
+    before = conn.execute(query, (D1,)).fetchall(), conn.execute(breaks, (D1,)).fetchall()
+    later = conn.execute(query, (D2,)).fetchall(), conn.execute(breaks, (D2,)).fetchall()
     transform.build(settings, D1)
-    assert conn.execute(query, (D1,)).fetchall() == before
-    assert conn.execute(query, (D2,)).fetchall() == later
+    assert (conn.execute(query, (D1,)).fetchall(), conn.execute(breaks, (D1,)).fetchall()) \
+        == before
+    assert (conn.execute(query, (D2,)).fetchall(), conn.execute(breaks, (D2,)).fetchall()) \
+        == later
 
 
 def test_balances_roll_forward_and_platform_bank_differences_are_explained(two_days, conn):

@@ -25,7 +25,14 @@ def load(settings: Settings) -> dict:
     return config
 
 
+def _days(value, where: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise RulesError(f"{where}: in_flight_days must be a whole number of days, not {value!r}")
+
+
 def validate(config: dict) -> None:
+    for kind, days in (config.get("in_flight_days") or {}).items():
+        _days(days, f"in_flight_days.{kind}")
     names = set()
     for project in config.get("projects", []):
         name = project.get("project")
@@ -35,6 +42,14 @@ def validate(config: dict) -> None:
         for side in ("left", "right"):
             if not project.get(side):
                 raise RulesError(f"project {name}: '{side}' (which rows) is missing")
+        if project.get("in_flight_days") is not None:
+            _days(project["in_flight_days"], f"project {name}")
+        sources = project.get("sources") or {}
+        if set(sources) - {"left", "right"} or not all(
+                isinstance(v, list) and all(isinstance(s, str) and s.isidentifier() for s in v)
+                for v in sources.values()):
+            raise RulesError(f"project {name}: sources must map left/right to lists of source"
+                             f" names, not {sources!r}")
         rules = project.get("rules") or []
         if not rules:
             raise RulesError(f"project {name}: no rules")

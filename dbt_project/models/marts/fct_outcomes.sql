@@ -1,8 +1,11 @@
 -- For each business date (as_of_date) and project: every row still open that day (arrived by
 -- then, not matched on an earlier date) with exactly one outcome:
 --   matched   paired today by a rule (a pair across business dates is also a `timing` break)
---   suspense  in flight: no counterpart yet, younger than its kind's suspense days
---   break     a difference a person must look at, typed by break_type
+--   suspense  in flight (still `processing` on its own side, or a kind that waits by design,
+--             `in_flight_days`), or waiting for a counterpart source not received for its date
+--             (`awaiting`): nothing is a break on a side that was never received
+--   break     a difference a person must look at, typed by break_type: a row settled on its
+--             own side with no counterpart is a break on its own day (the seed design's rule)
 -- Every unmatched row carries an explanation naming its nearest candidate.
 {{ config(
     materialized='incremental',
@@ -12,7 +15,7 @@
     post_hook="analyze {{ this }}",
 ) }}
 {%- set config = recon_config() %}
-{%- set ages = config.get('suspense_days', {}) %}
+{%- set in_flight = config.get('in_flight_days', {}) %}
 
 with scope as not materialized (
     select * from {{ ref('int_recon__scope') }}
@@ -88,26 +91,119 @@ same_amount as not materialized (
         and c.direction = u.direction
 ),
 
+-- Rows the reconciliation leaves out (failed on the platform) still explain a counterpart that
+-- moved money: within the project's conditions, as far back as a counterpart may look.
+failed as not materialized (
+    select * from (
+    {%- for project in config['projects'] %}
+    {%- set match_ref = project.get('explain_key', 'reference') %}
+    select '{{ project["project"] }}' as project, 'left' as recon_side,
+           t.{{ match_ref }} as match_ref, t.transaction_key, t.direction, t.amount_minor,
+           t.currency, t.business_date
+    from {{ ref('int_transactions') }} as t
+    where t.status = 'failed' and t.business_date <= {{ as_of() }} and ({{ project['left'] }})
+    union all
+    select '{{ project["project"] }}', 'right', t.{{ match_ref }}, t.transaction_key,
+           t.direction, t.amount_minor, t.currency, t.business_date
+    from {{ ref('int_transactions') }} as t
+    where t.status = 'failed' and t.business_date <= {{ as_of() }} and ({{ project['right'] }})
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+    ) as failed_rows
+),
+
+-- A counterpart the other side holds as failed: money moved while that side thinks it did not.
+failed_counterpart as not materialized (
+    select u.project, u.transaction_key, min(f.transaction_key) as failed_key
+    from unmatched as u
+    inner join failed as f
+        on f.project = u.project and f.recon_side = {{ other_side('u') }}
+        and f.match_ref = u.match_ref and f.direction = u.direction
+        and f.amount_minor = u.amount_minor and f.currency = u.currency
+    group by u.project, u.transaction_key
+),
+
+-- A refund on the statement side of an order the platform holds as paid in full and never
+-- refunded (a refund made in the channel's merchant console): the order's status differs.
+refunded_elsewhere as not materialized (
+    select u.project, u.transaction_key, min(p.transaction_key) as order_key
+    from unmatched as u
+    inner join scope as p
+        on p.project = u.project and p.recon_side = 'left' and p.kind = 'payment'
+        and p.merchant_order_no = u.merchant_order_no and p.amount_minor = u.amount_minor
+        and p.currency = u.currency
+    where u.recon_side = 'right' and u.kind = 'refund'
+      and not exists (
+          select 1 from scope as r
+          where r.project = u.project and r.recon_side = 'left' and r.kind = 'refund'
+            and r.merchant_order_no = u.merchant_order_no)
+    group by u.project, u.transaction_key
+),
+
+-- The sources each side of a project comes from (`sources` in the configuration): a row waits
+-- while a source of the other side has no loaded file for the row's date.
+expected_sources (project, recon_side, source) as (
+    {%- set expected = [] %}
+    {%- for project in config['projects'] %}
+    {%- for side, sources in project.get('sources', {}).items() %}
+    {%- for source in sources %}
+    {%- do expected.append("('" ~ project['project'] ~ "', '" ~ side ~ "', '" ~ source ~ "')") %}
+    {%- endfor %}
+    {%- endfor %}
+    {%- endfor %}
+    {%- if expected %}
+    values {{ expected | join(', ') }}
+    {%- else %}
+    select null::text, null::text, null::text where false
+    {%- endif %}
+),
+
+awaiting as not materialized (
+    select u.project, u.transaction_key,
+           string_agg(e.source, ', ' order by e.source) as awaiting
+    from unmatched as u
+    inner join expected_sources as e
+        on e.project = u.project and e.recon_side = {{ other_side('u') }}
+    where not exists (
+        select 1 from {{ source('tally', 'files') }} as f
+        where f.source = e.source and f.business_date = u.business_date
+          and f.status = 'loaded')
+    group by u.project, u.transaction_key
+),
+
 classified as not materialized (
     select
         u.*,
         {{ as_of() }} - u.business_date as age_days,
-        case u.kind
-            {%- for kind, days in ages.items() if kind != 'default' %}
-            when '{{ kind }}' then {{ days }}
+        -- a project's own in_flight_days wins over the kind's
+        case
+            {%- for project in config['projects'] if project.get('in_flight_days') is not none %}
+            when u.project = '{{ project["project"] }}' then {{ project['in_flight_days'] }}
             {%- endfor %}
-            else {{ ages.get('default', 1) }}
-        end as suspense_days,
+            {%- for kind, days in in_flight.items() %}
+            when u.kind = '{{ kind }}' then {{ days }}
+            {%- endfor %}
+            else 0
+        end as in_flight_days,
         r.candidate_key,
         r.difference_minor,
         r.candidate_matched,
         a.candidate_reference,
-        a.minutes_apart
+        a.minutes_apart,
+        f.failed_key,
+        e.order_key,
+        w.awaiting
     from unmatched as u
     left join same_reference as r
         on r.project = u.project and r.transaction_key = u.transaction_key and r.nearness = 1
     left join same_amount as a
         on a.project = u.project and a.transaction_key = u.transaction_key and a.nearness = 1
+    left join failed_counterpart as f
+        on f.project = u.project and f.transaction_key = u.transaction_key
+    left join refunded_elsewhere as e
+        on e.project = u.project and e.transaction_key = u.transaction_key
+    left join awaiting as w
+        on w.project = u.project and w.transaction_key = u.transaction_key
 ),
 
 unmatched_outcomes as not materialized (
@@ -117,15 +213,18 @@ unmatched_outcomes as not materialized (
             when candidate_key is not null and difference_minor = 0 and candidate_matched
                 then 'duplicate'
             when candidate_key is not null and difference_minor <> 0 then 'amount_mismatch'
+            when failed_key is not null or order_key is not null then 'status_mismatch'
             when recon_side = 'left' then 'missing_on_statement'
             else 'missing_on_platform'
         end as break_type,
         case
             when candidate_key is not null and (difference_minor <> 0 or candidate_matched)
                 then 'break'
+            when failed_key is not null or order_key is not null then 'break'
             when status = 'processing' then 'suspense'
-            when age_days >= suspense_days then 'break'
-            else 'suspense'
+            when awaiting is not null then 'suspense'
+            when age_days < in_flight_days then 'suspense'
+            else 'break'
         end as outcome,
         case
             when candidate_key is not null and difference_minor = 0 and candidate_matched
@@ -133,6 +232,15 @@ unmatched_outcomes as not materialized (
             when candidate_key is not null and difference_minor <> 0
                 then 'same reference ' || match_ref || ', amount differs by '
                      || to_char(difference_minor / 100.0, 'FM999999999990.00')
+            when failed_key is not null
+                then 'reference ' || match_ref || ' is failed on the '
+                     || case when recon_side = 'left' then 'statement' else 'platform' end
+                     || ' side, but money moved'
+            when order_key is not null
+                then 'order ' || merchant_order_no || ' refunded in full here; the platform holds it as paid'
+            when awaiting is not null
+                then 'awaiting ' || awaiting || ' for ' || to_char(business_date, 'YYYY-MM-DD')
+                     || ' (not received)'
             when candidate_key is not null
                 then 'same reference ' || match_ref || ' and amount, outside the date window'
             when candidate_reference is not null
@@ -141,7 +249,8 @@ unmatched_outcomes as not materialized (
                      || ', ' || minutes_apart || ' min apart'
             else 'no counterpart with reference ' || coalesce(match_ref, '(none)')
                  || ' or amount ' || to_char(amount_minor / 100.0, 'FM999999999990.00')
-        end as explanation
+        end as explanation,
+        coalesce(failed_key, order_key, candidate_key) as counterpart
     from classified
 ),
 
@@ -157,7 +266,7 @@ open_rows as not materialized (
             when m.status_corrected then 'status_mismatch'
         end as break_type,
         m.rule, m.pass, m.counterpart_key, m.amount_difference_minor, m.status_corrected,
-        null::text as explanation
+        null::text as explanation, null::text as awaiting
     from matched_today as m
     inner join scope as o
         on o.project = m.project and o.transaction_key = m.transaction_key
@@ -167,35 +276,67 @@ open_rows as not materialized (
         u.account, u.direction, u.amount_minor, u.currency, u.status, u.event_at,
         u.business_date, u.file_id, u.line_no,
         u.outcome, u.break_type,
-        null, null, u.candidate_key, u.difference_minor, false, u.explanation
+        null, null, u.counterpart, u.difference_minor, false, u.explanation, u.awaiting
     from unmatched_outcomes as u
+),
+
+-- The counterpart's own details, so that a difference names both sides; a failed row is not
+-- in the scope, so it is looked up among the canonical rows.
+counterparts as not materialized (
+    select transaction_key, source, reference, amount_minor, business_date
+    from {{ ref('int_transactions') }}
+    where transaction_key in (select counterpart_key from open_rows where outcome <> 'matched'
+                              or break_type is not null)
+),
+
+-- For a second copy: the row it repeats, i.e. the row its candidate was paired with.
+repeated as not materialized (
+    select m.project, m.left_key as candidate_key, min(m.right_key) as repeats_key
+    from {{ ref('fct_matches') }} as m where m.as_of_date <= {{ as_of() }}
+    group by m.project, m.left_key
+    union all
+    select m.project, m.right_key, min(m.left_key)
+    from {{ ref('fct_matches') }} as m where m.as_of_date <= {{ as_of() }}
+    group by m.project, m.right_key
 )
 
 select
     {{ as_of() }} as as_of_date,
-    project,
-    transaction_key,
-    recon_side,
-    side,
-    source,
-    kind,
-    reference,
-    account,
-    direction,
-    amount_minor,
-    currency,
-    status,
-    event_at,
-    business_date,
-    {{ as_of() }} - business_date as age_days,
-    outcome,
-    break_type,
-    rule,
-    pass,
-    counterpart_key,
-    amount_difference_minor,
-    status_corrected,
-    explanation,
-    file_id,
-    line_no
-from open_rows
+    o.project,
+    o.transaction_key,
+    o.recon_side,
+    o.side,
+    o.source,
+    o.kind,
+    o.reference,
+    o.account,
+    o.direction,
+    o.amount_minor,
+    o.currency,
+    o.status,
+    o.event_at,
+    o.business_date,
+    {{ as_of() }} - o.business_date as age_days,
+    o.outcome,
+    o.break_type,
+    o.rule,
+    o.pass,
+    o.counterpart_key,
+    c.source as counterpart_source,
+    c.reference as counterpart_reference,
+    c.amount_minor as counterpart_amount_minor,
+    c.business_date as counterpart_business_date,
+    case when o.break_type = 'duplicate' then r.repeats_key end as repeats_key,
+    o.amount_difference_minor,
+    o.status_corrected,
+    o.awaiting,
+    o.explanation,
+    o.file_id,
+    o.line_no
+from open_rows as o
+left join counterparts as c
+    on c.transaction_key = o.counterpart_key
+    and (o.outcome <> 'matched' or o.break_type is not null)
+left join repeated as r
+    on o.break_type = 'duplicate' and r.project = o.project
+    and r.candidate_key = o.counterpart_key

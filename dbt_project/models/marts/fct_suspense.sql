@@ -15,6 +15,7 @@ select
     age_days,
     break_type as becomes_break_type,
     explanation,
+    awaiting,
     transaction_key
 from {{ ref('fct_outcomes') }}
 where outcome = 'suspense'

@@ -1,5 +1,6 @@
 select
     as_of_date as business_date,
+    break_key,
     project,
     break_type,
     label_zh,
@@ -19,5 +20,14 @@ select
     explanation,
     rule,
     transaction_key,
-    counterpart_key
+    counterpart_key,
+    repeats_key,
+    left_key,
+    left_reference,
+    left_amount_minor,
+    left_business_date,
+    right_key,
+    right_reference,
+    right_amount_minor,
+    right_business_date
 from {{ ref('fct_breaks') }}

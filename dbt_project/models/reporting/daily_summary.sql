@@ -9,5 +9,7 @@ select
     matched_amount_minor,
     suspense_amount_minor,
     break_amount_minor,
-    match_rate
+    match_rate,
+    complete,
+    awaiting_sources
 from {{ ref('fct_daily_summary') }}

@@ -14,5 +14,6 @@ select
     age_days,
     becomes_break_type,
     explanation,
+    awaiting,
     transaction_key
 from {{ ref('fct_suspense') }}
