@@ -156,7 +156,8 @@ def tally_daily():
 
     @task
     def alert_if_needed(business_date: str, report: str | None, params=None) -> list[str]:
-        """Breaks above their limits, or sources missing for the day: tell a person."""
+        """Breaks above their limits, projects incomplete for want of a source, or sources
+        missing for the day: tell a person."""
         from tally.publish import alerts
 
         if params["dry_run"]:
@@ -164,6 +165,7 @@ def tally_daily():
         config = alerts.AlertSettings.from_env(SETTINGS.env)
         day = date.fromisoformat(business_date)
         events = [alerts.check_breaks(SETTINGS, config, day),
+                  alerts.check_incomplete_projects(SETTINGS, config, day),
                   alerts.check_missing_sources(SETTINGS, config, day,
                                                expected=schedule.expected_sources(SETTINGS))]
         return [event.title for event in events if event]

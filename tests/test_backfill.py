@@ -1,6 +1,7 @@
 """Fourteen generated days reconciled in order, then a late file for an earlier day: each day's
-outcomes are what the generator's labels say (suspense ages into breaks, timing clears the
-next day), and the late file re-runs its day and the days after it that it changes."""
+outcomes are what the generator's labels say (a settled row without counterpart is a break on
+its day, timing clears the next day), a missing bill makes its orders wait rather than break,
+and the late file re-runs its day and the days after it that it changes."""
 
 import json
 from datetime import date, timedelta
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tally import generate, pipeline, recon
+from tally import generate, pipeline
 
 FIRST = date(2026, 11, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(14)]
@@ -24,11 +25,11 @@ def refs(labels: dict, source: str, kind: str, **where) -> set[str]:
             if d["source"] == source and d["type"] == kind and all(k in d for k in where)}
 
 
-def expected(labels: dict[date, dict], day: date, source: str, suspense_days: dict) -> set:
+def expected(labels: dict[date, dict], day: date, source: str) -> set:
     """What a project reports on `day` (unmatched rows, and matches flagged with a break type)
-    from every day's labels up to it: differences of a day are reported on it; breaks stay
-    open; a missing counterpart waits in suspense for its kind's days, then is a break; a
-    transfer booked after midnight is matched (timing) on the next day."""
+    from every day's labels up to it: differences of a day are reported on it as breaks and
+    stay open; a transfer booked after midnight is a break on its day and matched (timing) on
+    the next."""
     rows = set()
     for origin, found in labels.items():
         age = (day - origin).days
@@ -37,26 +38,22 @@ def expected(labels: dict[date, dict], day: date, source: str, suspense_days: di
         rows |= {(side, r, "break", "amount_mismatch")
                  for r in refs(found, source, "amount_mismatch") for side in ("left", "right")}
         rows |= {("right", r, "break", "duplicate") for r in refs(found, source, "duplicate")}
+        rows |= {("left", r, "break", "missing_on_statement")
+                 for r in refs(found, source, "missing_on_statement")}
+        rows |= {("right", r, "break", "missing_on_platform")
+                 for r in refs(found, source, "missing_on_platform")}
         if age == 0:
             rows |= {(side, r, "matched", "status_mismatch")
                      for r in refs(found, source, "status_mismatch") for side in ("left", "right")}
         booked_late = refs(found, source, "timing", booked_on=True)
+        if age == 0:
+            rows |= {("left", r, "break", "missing_on_statement") for r in booked_late}
         if age == 1:
             rows |= {(side, r, "matched", "timing") for r in booked_late
                      for side in ("left", "right")}
-        waiting = {("left", d["reference"], d.get("kind"), "missing_on_statement")
-                   for d in found["discrepancies"] if d["source"] == source
-                   and d["type"] == "missing_on_statement"}
-        waiting |= {("left", r, None, "missing_on_statement") for r in booked_late if age == 0}
-        waiting |= {("right", d["reference"], d.get("kind"), "missing_on_platform")
-                    for d in found["discrepancies"] if d["source"] == source
-                    and d["type"] == "missing_on_platform"}
         if origin == FIRST:  # bookings for transfers of the day before the first: never matched
-            waiting |= {("right", r, None, "missing_on_platform")
-                        for r in refs(found, source, "timing", recorded_on=True)}
-        for side, r, kind, break_type in waiting:
-            days = suspense_days.get(kind, suspense_days["default"])
-            rows.add((side, r, "suspense" if age < days else "break", break_type))
+            rows |= {("right", r, "break", "missing_on_platform")
+                     for r in refs(found, source, "timing", recorded_on=True)}
     return rows
 
 
@@ -94,6 +91,11 @@ def fortnight(request):
         seen["waiting"] = dict(conn.execute(WECHAT_BY_OUTCOME, (LATE_DAY, LATE_DAY)).fetchall())
         seen["aged"] = dict(conn.execute(WECHAT_BY_OUTCOME, (LATE_DAY + timedelta(days=1),
                                                              LATE_DAY)).fetchall())
+        seen["awaiting"] = conn.execute(
+            "select distinct awaiting from marts.fct_outcomes where as_of_date = %s"
+            " and project = 'platform_vs_wechatpay' and business_date = %s",
+            (LATE_DAY + timedelta(days=1), LATE_DAY)).fetchall()
+    seen["summary"] = pipeline.day_summary(settings, LATE_DAY)
     target = settings.inbox_dir / "wechatpay_trade_bill" / LATE_DAY.isoformat() / late_file.name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(late_file.read_bytes())
@@ -121,11 +123,15 @@ def test_a_backfill_runs_every_date_in_order_and_publishes_each(fortnight, conn)
     assert conn.execute("select count(*) from tally.run_lock").fetchone()[0] == 0
 
 
-def test_before_the_late_file_its_orders_wait_then_break(fortnight):
+def test_before_the_late_file_its_orders_wait_for_it_and_say_so(fortnight):
+    """Nothing is a break on a side that was never received: the orders of the day whose bill
+    is missing wait, the next day too, naming the bill; the day says the project is
+    incomplete."""
     _, seen = fortnight
     assert set(seen["waiting"]) == {"suspense"} and seen["waiting"]["suspense"] > 20
-    # Payments wait a day, refunds seven: a day later the payments are breaks.
-    assert seen["aged"]["break"] > 5 * seen["aged"].get("suspense", 0) > 0
+    assert set(seen["aged"]) == {"suspense"}
+    assert seen["awaiting"] == [("wechatpay_trade_bill",)]
+    assert seen["summary"]["incomplete"] == {"platform_vs_wechatpay": "wechatpay_trade_bill"}
 
 
 def test_a_late_file_reruns_its_date_and_every_later_date_it_changes(fortnight):
@@ -141,8 +147,6 @@ def test_a_late_file_reruns_its_date_and_every_later_date_it_changes(fortnight):
 @pytest.mark.parametrize("project", PROJECTS)
 def test_every_date_reports_what_the_labels_say(fortnight, conn, project):
     """After the late file's re-run, every date is as if the file had come on time."""
-    settings, seen = fortnight
-    suspense_days = recon.load(settings)["suspense_days"]
+    _, seen = fortnight
     for day in DAYS:
-        assert reported(conn, day, project) == expected(
-            seen["labels"], day, PROJECTS[project], suspense_days), day
+        assert reported(conn, day, project) == expected(seen["labels"], day, PROJECTS[project]), day

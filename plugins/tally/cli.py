@@ -59,6 +59,8 @@ def print_summary(summary: dict) -> None:
     print(f"  breaks       {summary['breaks']}")
     for project, rate in summary["match_rate"].items():
         print(f"  match rate   {rate:.2%}  {project}")
+    for project, sources in summary.get("incomplete", {}).items():
+        print(f"  incomplete   {project}: awaiting {sources} (its rows wait; no breaks raised)")
     print(f"  gate         {gate}")
     print(f"  report       {summary['report'] or 'not published'}")
 

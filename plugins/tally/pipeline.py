@@ -338,6 +338,8 @@ def run_in_order(settings: Settings, first: date, last: date | None = None,
 
 def day_summary(settings: Settings, business_date: date) -> dict:
     """What a person wants after a run: rows in, matched, unmatched, gate, report."""
+    from tally.publish import alerts
+
     with postgres.connect(settings, autocommit=True) as conn:
         files = dict(conn.execute(
             "select status, count(*) from tally.files where business_date = %s group by status",
@@ -345,7 +347,7 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         rows = conn.execute(
             "select coalesce(sum(row_count), 0) from tally.files"
             " where business_date = %s and status = 'loaded'", (business_date,)).fetchone()[0]
-        outcomes, projects = {}, {}
+        outcomes, projects, breaks, incomplete = {}, {}, 0, {}
         if conn.execute("select to_regclass('marts.fct_outcomes')").fetchone()[0]:
             outcomes = dict(conn.execute(
                 "select outcome, count(*) from marts.fct_outcomes"
@@ -354,6 +356,11 @@ def day_summary(settings: Settings, business_date: date) -> dict:
                 "select project, round(sum(matched_count) * 1.0 / sum(row_count), 4)"
                 " from marts.fct_daily_summary where as_of_date = %s group by project"
                 " order by project", (business_date,)).fetchall()}
+            # breaks are differences (one per case), not the rows in them
+            breaks = conn.execute(
+                "select count(*) from marts.fct_breaks where as_of_date = %s and needs_person",
+                (business_date,)).fetchone()[0]
+            incomplete = alerts.incomplete_projects(conn, business_date)
         run = conn.execute(
             "select run_id, status, gate_passed, report_uri from tally.runs"
             " where business_date = %s order by started_at desc limit 1",
@@ -365,7 +372,8 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "reconciled": int(sum(outcomes.values())),
         "matched": int(outcomes.get("matched", 0)),
         "suspense": int(outcomes.get("suspense", 0)),
-        "breaks": int(outcomes.get("break", 0)),
+        "breaks": int(breaks),
+        "incomplete": incomplete,
         "match_rate": projects,
         "run_id": run[0] if run else None,
         "run_status": run[1] if run else None,

@@ -147,7 +147,7 @@ expected_sources (project, recon_side, source) as (
     {%- for project in config['projects'] %}
     {%- for side, sources in project.get('sources', {}).items() %}
     {%- for source in sources %}
-    {%- do expected.append("('" ~ project['project'] ~ "', '" ~ side ~ "', '" ~ source ~ "')") %}
+    {%- set _ = expected.append("('" ~ project['project'] ~ "', '" ~ side ~ "', '" ~ source ~ "')") %}
     {%- endfor %}
     {%- endfor %}
     {%- endfor %}

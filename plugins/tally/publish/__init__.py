@@ -54,6 +54,20 @@ LABELS = {
     "suspense_minor": ("挂账", "Suspense"),
     "explained_minor": ("可解释差额", "Explained"),
     "unexplained_minor": ("未解释差额", "Unexplained"),
+    "break_key": ("差异编号", "Break key"),
+    "break_row_count": ("差异涉及笔数", "Rows in breaks"),
+    "complete": ("对账完整", "Complete"),
+    "awaiting_sources": ("等待数据源", "Awaiting sources"),
+    "awaiting": ("等待数据源", "Awaiting"),
+    "repeats_key": ("重复的原交易键", "Repeats key"),
+    "left_key": ("平台方交易键", "Left key"),
+    "left_reference": ("平台方参考号", "Left reference"),
+    "left_amount_minor": ("平台方金额", "Left amount"),
+    "left_business_date": ("平台方日期", "Left date"),
+    "right_key": ("对方交易键", "Right key"),
+    "right_reference": ("对方参考号", "Right reference"),
+    "right_amount_minor": ("对方金额", "Right amount"),
+    "right_business_date": ("对方日期", "Right date"),
 }
 
 VALUES = {
@@ -63,6 +77,7 @@ VALUES = {
     "needs_person": {True: "是 Yes", False: "否 No"},
     "balanced": {True: "是 Yes", False: "否 No"},
     "passed": {True: "是 Yes", False: "否 No"},
+    "complete": {True: "是 Yes", False: "否 No"},
     "check_type": {
         "statement_rollforward": "对账单余额滚动 Statement roll-forward",
         "platform_account_rollforward": "平台账户余额滚动 Platform account roll-forward",

@@ -83,7 +83,7 @@ def limit_for(limit: Limit, project: str) -> int | None:
 
 @dataclass
 class Event:
-    kind: str  # gate_failed | breaks_above_limit | source_missing
+    kind: str  # gate_failed | breaks_above_limit | source_missing | projects_incomplete
     business_date: date
     title: str
     text: str
@@ -242,5 +242,30 @@ def check_missing_sources(settings: Settings, config: AlertSettings, business_da
                   "\n".join(lines), {"missing": missing, "expected": expected,
                                      "arrived": sorted(arrived),
                                      "quarantined": quarantined})
+    notify(config, event)
+    return event
+
+
+def incomplete_projects(conn, business_date: date) -> dict[str, str]:
+    """Projects reconciled on the date without a counterpart source: project -> the sources
+    its rows are awaiting."""
+    return dict(conn.execute(
+        "select project, string_agg(distinct awaiting_sources, ', ') from"
+        " reporting.daily_summary where business_date = %s and not complete"
+        " group by project order by project", (business_date,)).fetchall())
+
+
+def check_incomplete_projects(settings: Settings, config: AlertSettings, business_date: date
+                              ) -> Event | None:
+    """After a run: tell a person which projects could not be reconciled in full because a
+    counterpart source was not received (their rows wait in suspense; no break is raised)."""
+    with postgres.connect(settings, autocommit=True) as conn:
+        incomplete = incomplete_projects(conn, business_date)
+    if not incomplete:
+        return None
+    lines = [f"{project}: awaiting {sources}" for project, sources in incomplete.items()]
+    event = Event("projects_incomplete", business_date,
+                  f"Incomplete on {business_date}: {', '.join(incomplete)}", "\n".join(lines),
+                  {"incomplete": incomplete})
     notify(config, event)
     return event

@@ -167,14 +167,18 @@ BREAK_COLUMNS = [
     Col("project"), Col("source"), Col("side"), Col("direction"), Col("reference"),
     Col("account"), Col("amount_minor", "amount"), Col("amount_difference_minor", "amount"),
     Col("currency"), Col("transaction_date", "date"), Col("age_days", "int"),
-    Col("explanation"), Col("rule"), Col("transaction_key"), Col("counterpart_key"),
+    Col("explanation"), Col("rule"), Col("left_reference"),
+    Col("left_amount_minor", "amount"), Col("left_business_date", "date"),
+    Col("right_reference"), Col("right_amount_minor", "amount"),
+    Col("right_business_date", "date"), Col("break_key"), Col("transaction_key"),
+    Col("counterpart_key"),
 ]
 SUSPENSE_COLUMNS = [
     Col("ageing_bucket"), Col("age_days", "int"), Col("project"), Col("source"), Col("side"),
     Col("kind"), Col("direction"), Col("reference"), Col("account"),
     Col("amount_minor", "amount"), Col("currency"), Col("status"),
     Col("transaction_date", "date"), Col("becomes_label", title=header("becomes_break_type")),
-    Col("explanation"), Col("transaction_key"),
+    Col("awaiting"), Col("explanation"), Col("transaction_key"),
 ]
 AGEING_COLUMNS = [Col("project"), Col("currency"), Col("ageing_bucket"), Col("count", "int"),
                   Col("amount_minor", "amount")]
@@ -278,7 +282,9 @@ def write_workbook(day: reports.DayReport, suspense: Iterable[dict], path: Path)
     if "balance_checks" in day.views:
         view = day.views["balance_checks"]
         sheets.append(("余额核对 Balance checks", generic_columns(view), view.dicts()))
-    notes = []
+    # A project reconciled without a counterpart source: its rows wait; say so first.
+    notes = [f"未完整对账 Incomplete: {r['project']} 等待 awaiting {r['awaiting_sources']}"
+             for r in day.views["daily_summary"].dicts() if r.get("complete") is False]
     for title, columns, rows in sheets:
         if table_sheet(book, title, columns, rows) > MAX_ROWS:
             notes.append(f"{title}: 仅前 {MAX_ROWS:,} 行，完整数据见 CSV / first {MAX_ROWS:,} "

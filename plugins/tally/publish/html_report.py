@@ -268,6 +268,14 @@ def report(day: reports.DayReport) -> str:
     if missing:  # reconciled without them: say so before anything else
         sections.insert(0, ("缺失数据源 Missing sources", table(
             ["feed", "source", "detail"], missing)))
+    incomplete = [{"project": r["project"], "awaiting_sources": r["awaiting_sources"]}
+                  for r in day.views["daily_summary"].dicts() if r.get("complete") is False]
+    if incomplete:  # their rows wait for a side never received: no breaks were raised
+        sections.insert(0, ("未完整对账项目 Incomplete projects", table(
+            ["project", "awaiting_sources"], incomplete)
+            + '<p class="note">对方数据源未收到：这些项目的记录挂账等待，不产生差异。'
+            " A counterpart source was not received: these projects' rows wait in suspense;"
+            " no break is raised on a side never received.</p>"))
     body = "".join(f"<h2>{escape(title)}</h2>{content}" for title, content in sections)
     date_zh, date_en = label("business_date")
     return f"""<!DOCTYPE html>

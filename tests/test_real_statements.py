@@ -1,0 +1,192 @@
+"""A platform nobody here built, reconciled over three consecutive days on one warehouse
+through the real upload path (`tally upload`, `tally run --date`): its WeChat Pay merchant bill
+is the public sample bill byte for byte on the first day, and bills written by hand in the
+same documented layout after it; its ledger is written against the bills, with differences a
+person knows the answer to. Each class of difference has its exact expected breaks, suspense
+and corrections.
+
+Day 1 (2019-02-19, the public sample bill): one bill payment the platform never recorded (长款),
+one recorded with another amount, one the platform holds as failed, one platform order the
+bill does not have (短款), one still processing, and one paid at 23:59:50 that the bill books
+just after midnight.
+Day 2 (hand-written bill): the late payment arrives (the break closes as a timing difference),
+and the channel refunds in full an order the platform holds as paid (a console refund).
+Day 3: the bill does not add up and is quarantined: the day's orders wait for it, saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from datetime import date
+
+import pytest
+
+from tally import cli, money
+from tests.real_days import WECHAT_SAMPLE, Ledger, WechatRow, sample_wechat_rows, wechat_bill
+
+DAY1, DAY2, DAY3 = date(2019, 2, 19), date(2019, 2, 20), date(2019, 2, 21)
+PROJECT = "platform_vs_wechatpay"
+
+
+def _payments(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["交易状态"] == "SUCCESS"]
+
+
+@pytest.fixture(scope="module")
+def outside(request, tmp_path_factory):
+    """Three days landed with `tally upload` and reconciled with `tally run --date`; the
+    printed summaries are kept."""
+    from tests.conftest import reset
+
+    settings = reset(request.getfixturevalue("settings"))
+    folder = tmp_path_factory.mktemp("outside")
+    bill = sample_wechat_rows()
+    payments = _payments(bill)
+    never_recorded, other_amount, failed, console_refunded = (payments[0], payments[1],
+                                                              payments[2], payments[3])
+
+    day1 = Ledger(DAY1)
+    for row in bill:
+        if row is never_recorded:
+            continue
+        if row["交易状态"] == "REFUND":
+            day1.add(row["商户订单号"], row["退款金额"], created=row["交易时间"], direction="debit")
+        elif row is other_amount:
+            day1.add(row["商户订单号"], "0.05", created=row["交易时间"])
+        else:
+            day1.add(row["商户订单号"], row["应结订单金额"], created=row["交易时间"],
+                     status="failed" if row is failed else "success")
+    day1.add("OUTSIDE-MISSING-0219", "30.00", created="2019-02-19 12:00:00")
+    day1.add("OUTSIDE-PROCESSING-0219", "5.00", created="2019-02-19 13:00:00",
+             status="processing")
+    day1.add("OUTSIDE-LATE-0219", "12.00", created="2019-02-19 23:59:50")
+
+    day2 = Ledger(DAY2)
+    day2.add("OUTSIDE-0220-01", "25.00", created="2019-02-20 10:15:00")
+    day2.add("OUTSIDE-0220-02", "8.88", created="2019-02-20 11:20:00")
+    bill2 = wechat_bill([
+        WechatRow("2019-02-20 00:00:05", "OUTSIDE-LATE-0219", "12.00"),
+        WechatRow("2019-02-20 10:15:03", "OUTSIDE-0220-01", "25.00"),
+        WechatRow("2019-02-20 11:20:02", "OUTSIDE-0220-02", "8.88"),
+        WechatRow("2019-02-20 15:00:00", console_refunded["商户订单号"],
+                  console_refunded["应结订单金额"], refund_no="REFCONSOLE0220"),
+    ])
+
+    day3 = Ledger(DAY3)
+    day3.add("OUTSIDE-0221-01", "9.99", created="2019-02-21 09:00:00")
+    day3.add("OUTSIDE-0221-02", "19.90", created="2019-02-21 10:00:00")
+    bill3 = wechat_bill([WechatRow("2019-02-21 09:00:04", "OUTSIDE-0221-01", "9.99"),
+                         WechatRow("2019-02-21 10:00:03", "OUTSIDE-0221-02", "19.90")],
+                        settled_total="39.89")  # the rows add up to 29.89
+
+    files = {DAY1: [("platform_ledger", "ledger_20190219.csv", day1.csv()),
+                    ("wechatpay_trade_bill", "wpap-bill.ALL.csv", WECHAT_SAMPLE.read_bytes())],
+             DAY2: [("platform_ledger", "ledger_20190220.csv", day2.csv()),
+                    ("wechatpay_trade_bill", "bill_20190220.csv", bill2)],
+             DAY3: [("platform_ledger", "ledger_20190221.csv", day3.csv()),
+                    ("wechatpay_trade_bill", "bill_20190221.csv", bill3)]}
+    printed, codes = {}, {}
+    for day, day_files in files.items():
+        for source, name, data in day_files:
+            path = folder / day.isoformat() / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            assert cli.main(["upload", "--source", source, "--date", day.isoformat(),
+                             str(path)]) == 0
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            codes[day] = cli.main(["run", "--date", day.isoformat()])
+        printed[day] = out.getvalue()
+    refs = {"never_recorded": never_recorded["商户订单号"],
+            "other_amount": other_amount["商户订单号"], "failed": failed["商户订单号"],
+            "console_refunded": console_refunded["商户订单号"],
+            "other_amount_minor": money.to_minor(other_amount["应结订单金额"], "CNY")}
+    return settings, refs, printed, codes
+
+
+def breaks(conn, day) -> set[tuple]:
+    return set(conn.execute(
+        "select break_type, left_reference, right_reference, needs_person from reporting.breaks"
+        " where business_date = %s and project = %s", (day, PROJECT)).fetchall())
+
+
+def suspense(conn, day) -> set[tuple]:
+    return set(conn.execute(
+        "select side, reference, awaiting from reporting.suspense where business_date = %s"
+        " and project = %s", (day, PROJECT)).fetchall())
+
+
+def test_every_day_is_published(outside, conn):
+    _, _, printed, codes = outside
+    assert codes == {DAY1: 0, DAY2: 0, DAY3: 0}, printed
+    assert conn.execute(
+        "select count(*) from tally.runs where status = 'published' and gate_passed"
+    ).fetchone()[0] == 3
+
+
+def test_day_one_each_difference_is_one_break_on_its_own_day(outside, conn):
+    """A settled row with no counterpart is a break that day (not suspense); an amount
+    difference is one break naming both sides; money the channel settled for an order the
+    platform holds as failed is a status mismatch, not a 长款."""
+    _, refs, _, _ = outside
+    assert breaks(conn, DAY1) == {
+        ("missing_on_platform", None, refs["never_recorded"], True),
+        ("amount_mismatch", refs["other_amount"], refs["other_amount"], True),
+        ("status_mismatch", refs["failed"], refs["failed"], True),
+        ("missing_on_statement", "OUTSIDE-MISSING-0219", None, True),
+        ("missing_on_statement", "OUTSIDE-LATE-0219", None, True),
+    }
+    # Only what is in flight waits.
+    assert suspense(conn, DAY1) == {("platform", "OUTSIDE-PROCESSING-0219", None)}
+    mismatch = conn.execute(
+        "select left_amount_minor, right_amount_minor, amount_difference_minor from"
+        " reporting.breaks where business_date = %s and break_type = 'amount_mismatch'",
+        (DAY1,)).fetchone()
+    billed = refs["other_amount_minor"]
+    assert mismatch == (5, billed, billed - 5)
+
+
+def test_day_two_the_late_payment_closes_its_break_as_timing(outside, conn):
+    """The counterpart arrived within the date window: matched, recorded as one timing
+    difference with both dates, no longer a break; a full refund made in the channel's console
+    of an order the platform holds as paid is a status mismatch on the order."""
+    _, refs, _, _ = outside
+    assert breaks(conn, DAY2) == {
+        ("missing_on_platform", None, refs["never_recorded"], True),
+        ("amount_mismatch", refs["other_amount"], refs["other_amount"], True),
+        ("status_mismatch", refs["failed"], refs["failed"], True),
+        ("missing_on_statement", "OUTSIDE-MISSING-0219", None, True),
+        ("timing", "OUTSIDE-LATE-0219", "OUTSIDE-LATE-0219", False),
+        ("status_mismatch", refs["console_refunded"], refs["console_refunded"], True),
+    }
+    timing = conn.execute(
+        "select left_business_date, right_business_date from reporting.breaks"
+        " where business_date = %s and break_type = 'timing'", (DAY2,)).fetchone()
+    assert timing == (DAY1, DAY2)
+    # The breaks still open keep their keys from day one.
+    keys = [set(k for (k,) in conn.execute(
+        "select break_key from reporting.breaks where business_date = %s and needs_person"
+        " and break_type <> 'status_mismatch'", (day,)).fetchall()) for day in (DAY1, DAY2)]
+    assert len(keys[0] & keys[1]) == 3
+
+
+def test_day_three_a_quarantined_bill_makes_the_orders_wait_saying_so(outside, conn):
+    """Nothing is a break on a side that was never received: the day's orders wait for the
+    bill, the project is incomplete in the summary, the gate's verdict and the report."""
+    _, _, printed, _ = outside
+    assert conn.execute(
+        "select status from tally.files where source = 'wechatpay_trade_bill'"
+        " and business_date = %s", (DAY3,)).fetchall() == [("quarantined",)]
+    assert {s for s in suspense(conn, DAY3) if s[1].startswith("OUTSIDE-0221")} == {
+        ("platform", "OUTSIDE-0221-01", "wechatpay_trade_bill"),
+        ("platform", "OUTSIDE-0221-02", "wechatpay_trade_bill")}
+    assert not {b for b in breaks(conn, DAY3) if "OUTSIDE-0221" in str(b)}
+    assert f"incomplete   {PROJECT}: awaiting wechatpay_trade_bill" in printed[DAY3]
+    gate = conn.execute(
+        "select gate_passed, gate_summary::json -> 'incomplete' ->> %s from tally.runs"
+        " where business_date = %s and status = 'published'", (PROJECT, DAY3)).fetchone()
+    assert gate == (True, "wechatpay_trade_bill")
+    complete = conn.execute(
+        "select complete, awaiting_sources from reporting.daily_summary where business_date"
+        " = %s and project = %s", (DAY3, PROJECT)).fetchone()
+    assert complete == (False, "wechatpay_trade_bill")
