@@ -2,9 +2,19 @@
 
 Raw tables are derived from the source configurations, so adding a source or a column is a
 configuration change. Everything here is idempotent and runs before every land and load.
+
+Schema changes take exclusive locks (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when its
+IF NOT EXISTS finds nothing to do), and a run, a landing and a re-run may start at once: a
+session holding that lock while another reads the table it waits for deadlocks. So each part
+of the schema (the control tables, each raw table) records the digest of the DDL it was built
+with in tally.schema_state, and a part whose digest is unchanged runs no DDL at all; a changed
+one is applied once, under an advisory lock, by whichever session comes first.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import psycopg
 from psycopg import sql
@@ -111,13 +121,59 @@ create table if not exists tally.source_arrivals (
 """
 
 
+STATE_DDL = """
+create schema if not exists tally;
+create table if not exists tally.schema_state (
+    part        text primary key,
+    digest      text not null,
+    applied_at  timestamptz not null default now()
+);
+"""
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _raw_specs(config) -> list:
+    return [[config.table_name(table), list(columns),
+             {a: spec.excess_precision == "flag" for a, spec in amounts.items()}]
+            for table, columns, amounts in [
+                (None, config.columns, config.amounts),
+                *((name, t.columns, t.amounts) for name, t in config.tables.items())]]
+
+
+def _applied(conn: psycopg.Connection) -> dict[str, str]:
+    if not conn.execute("select to_regclass('tally.schema_state')").fetchone()[0]:
+        return {}
+    return dict(conn.execute("select part, digest from tally.schema_state").fetchall())
+
+
 def ensure_schema(conn: psycopg.Connection, sources=None) -> None:
-    """Create control tables, and a raw table per source configuration given."""
+    """Create control tables, and a raw table per source configuration given; parts already
+    built as they are now wanted are left alone, without taking any lock."""
+    wanted = {"control": (_digest(CONTROL_DDL), None)}
+    for config in (sources or {}).values():
+        specs = _raw_specs(config)
+        wanted[f"raw:{config.source}"] = (_digest(json.dumps(specs, sort_keys=True)), config)
+    applied = _applied(conn)
+    if all(applied.get(part) == digest for part, (digest, _) in wanted.items()):
+        return
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('tally.ensure_schema'))")
-        conn.execute(CONTROL_DDL)
-        for config in (sources or {}).values():
-            _ensure_raw_table(conn, config)
+        conn.execute(STATE_DDL)
+        applied = _applied(conn)  # another session may have applied them meanwhile
+        for part, (digest, config) in wanted.items():
+            if applied.get(part) == digest:
+                continue
+            if config is None:
+                conn.execute(CONTROL_DDL)
+            else:
+                _ensure_raw_table(conn, config)
+            conn.execute(
+                "insert into tally.schema_state (part, digest) values (%s, %s)"
+                " on conflict (part) do update set digest = excluded.digest,"
+                " applied_at = now()", (part, digest))
 
 
 def _ensure_raw_table(conn: psycopg.Connection, config) -> None:
