@@ -25,6 +25,7 @@ from psycopg import sql
 
 from tally import config, formats, generate, landing, money, pipeline, sources, storage
 from tally.samples import alipay, camt053, cn_bank, mt940, platform, wechatpay
+from tests import handwritten
 
 DAY = date(2026, 11, 20)
 D = f"{DAY:%Y%m%d}"
@@ -497,6 +498,16 @@ def alipay_zip_empty() -> Bad:
                f"{name}: no member matching {DETAIL_PATTERN!r} (the detail file) in the zip")
 
 
+def alipay_handwritten_summary_fitting_no_convention() -> Bad:
+    """A bill written by hand as Alipay documents it, whose 汇总 订单金额 is neither the signed
+    sum of all rows nor the sum of the payments (tests/fixtures/alipay_bill)."""
+    name, data = handwritten.alipay_zip("no-known-convention")
+    member = f"{handwritten.ALIPAY_STEM}_业务明细(汇总).csv"
+    return Bad(name, data, f"{name}, line 6, field '订单金额（元）': member {member!r}: total "
+               "says 120.00, which fits no known reading: signed sum of all rows: the rows add "
+               "up to 90.00; sum of payment rows only: the rows add up to 150.00")
+
+
 def alipay_zip_with_two_details() -> Bad:
     name, data = alipay_file()
     other = DETAIL.replace(D, "20261121")
@@ -559,6 +570,8 @@ CASES = [
                            "(PK\\x03\\x04): an empty archive (PK\\x05\\x06) is read as a bare "
                            "CSV and refused for a missing marker line, not the missing member")),
     pytest.param("alipay_bill", alipay_zip_with_two_details, id="zip-two-details"),
+    pytest.param("alipay_bill", alipay_handwritten_summary_fitting_no_convention,
+                 id="alipay-summary-no-known-convention"),
 ]
 
 # The undamaged file each case starts from, by source.
