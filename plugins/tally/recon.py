@@ -53,4 +53,10 @@ def digest(config: dict) -> str:
 
 
 def dbt_vars(settings: Settings, as_of: date | str) -> dict:
-    return {"as_of": str(as_of), "reconciliation": load(settings)}
+    """The rules, the day, and each channel's fee sign convention from its source
+    configuration (`fee_sign`; the staging models read it through the macro fee_cost)."""
+    from tally import sources
+
+    fee_signs = {name: config.fee_sign for name, config in sources.load_all(settings).items()
+                 if config.fee_sign}
+    return {"as_of": str(as_of), "reconciliation": load(settings), "fee_signs": fee_signs}

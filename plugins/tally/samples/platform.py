@@ -25,6 +25,9 @@ def ledger_csv(p: pd.DataFrame) -> bytes:
         "amount": _amounts(p["amount_minor"], p["currency"]), "currency": p["currency"],
         "status": p["status"], "created_at": _times(p["created_at"]),
         "completed_at": _times(p["completed_at"]),
+        # optional columns (docs/formats.md): empty where a row has none
+        **{c: p[c].fillna("") if c in p else "" for c in ("type", "refund_no",
+                                                          "original_order_no")},
     })
     return frame.to_csv(index=False).encode()
 
