@@ -184,7 +184,8 @@ def camt053_cut_mid_entry() -> Bad:
 def ledger_row(data: bytes, at_least: int = 120) -> tuple[list[str], int]:
     """The ledger's lines and the index of a completed row from line `at_least` + 1 on."""
     lines = data.decode().split("\n")
-    row = next(i for i in range(at_least, len(lines)) if lines[i].split(",")[9])
+    completed = lines[0].split(",").index("completed_at")
+    row = next(i for i in range(at_least, len(lines)) if lines[i].split(",")[completed])
     return lines, row
 
 
@@ -192,24 +193,28 @@ def ledger_cut_in_amount() -> Bad:
     name, data = ledger_file()
     lines, row = ledger_row(data)
     fields = lines[row].split(",")
-    cut = "\n".join([*lines[:row], ",".join(fields[:5]) + "," + fields[5][:2]])
+    amount, width = lines[0].split(",").index("amount"), len(lines[0].split(","))
+    cut = "\n".join([*lines[:row], ",".join(fields[:amount]) + "," + fields[amount][:2]])
     return Bad(name, cut.encode(),
-               f"{name}, line {row + 1}: row has 6 fields, the header has 10: the row or the "
-               "file is cut short")
+               f"{name}, line {row + 1}: row has {amount + 1} fields, the header has {width}: "
+               "the row or the file is cut short")
 
 
 def ledger_cut_in_last_field() -> Bad:
     name, data = ledger_file()
     lines, row = ledger_row(data)
     fields = lines[row].split(",")
-    cut = "\n".join([*lines[:row], ",".join(fields[:9]) + "," + fields[9][:12]])
+    last = len(fields) - 1
+    assert lines[0].split(",")[last] == "completed_at"  # the generator writes the times last
+    cut = "\n".join([*lines[:row], ",".join(fields[:last]) + "," + fields[last][:12]])
     return Bad(name, cut.encode(), names_line(name, row + 1, "completed_at"))
 
 
 def ledger_cut_at_field_boundary() -> Bad:
     name, data = ledger_file()
     lines, row = ledger_row(data)
-    cut = "\n".join([*lines[:row], ",".join(lines[row].split(",")[:9])])  # 9 of 10 fields
+    fields = lines[row].split(",")
+    cut = "\n".join([*lines[:row], ",".join(fields[:-1])])  # all fields but the last
     return Bad(name, cut.encode(), names_line(name, row + 1))
 
 
