@@ -100,10 +100,8 @@ def day_of(frames: dict[str, pd.DataFrame], settings: Settings) -> Day:
     days = {d.date() for frame in frames.values() for d in frame["business_date"].unique()}
     if len(days) != 1:
         raise ValueError(f"the baselines reconcile one business day; the files have {days}")
-    # each channel's fee sign convention, as dbt gets it (var fee_signs)
-    fee_signs = {name: config.fee_sign for name, config in sources.load_all(settings).items()
-                 if config.fee_sign}
-    return Day(days.pop(), frames, roles, project["vars"]["default_timezone"], fee_signs)
+    return Day(days.pop(), frames, roles, project["vars"]["default_timezone"],
+               recon.fee_signs(settings))  # as dbt gets them (var fee_signs)
 
 
 # ---- pandas: standardise ---------------------------------------------------------------------
