@@ -36,6 +36,7 @@ SETTINGS = config.load()
 os.environ.update(SETTINGS.dbt_env())
 # The rules in force when the DAG was parsed; every run records their hash.
 RULES = recon.load(SETTINGS)
+FEE_SIGNS = recon.fee_signs(SETTINGS)  # each channel's fee sign convention (staging fee_cost)
 EXPECTED = schedule.expected_sources(SETTINGS)
 RUN_LOCK_WAIT_SECONDS = 300  # then fail; the retry waits again
 
@@ -124,6 +125,7 @@ def tally_daily():
             "vars": {
                 "as_of": "{{ ti.xcom_pull(task_ids='resolve_business_date') }}",
                 "reconciliation": RULES,
+                "fee_signs": FEE_SIGNS,
             },
         },
         default_args={"retries": 1},

@@ -320,3 +320,54 @@ def test_records_of_one_width_read_by_arrow_equal_the_csv_modules_reading(delimi
     assert fast[2].tolist() == exact[2].tolist() == [4, 4, 4]
     pd.testing.assert_frame_equal(fast[0], exact[0])
     assert fast[0].iloc[2].tolist() == [" ", "`4200001", "0.01", ""]
+
+
+# ---- the 汇总 conventions, on a bill written by hand (tests/fixtures/alipay_bill) -----------
+
+@pytest.mark.parametrize("convention, reading", [
+    ("signed-all-rows", "signed sum of all rows"),
+    ("payments-only", "sum of payment rows only"),
+    ("payments-only-fee-charged", "sum of payment rows only"),
+])
+def test_handwritten_bill_is_accepted_in_each_known_summary_convention(convention, reading):
+    from tests import handwritten
+
+    name, data = handwritten.alipay_zip(convention)
+    parsed = formats.parse(data, BILL, name)
+    rows = parsed.rows
+    assert rows["kind"].tolist() == ["payment", "payment", "refund", "refund"]
+    assert rows["refund_no"].tolist() == ["", "", "RF-20261120-0001-A", "RF-20261120-0001-B"]
+    assert rows["fee_minor"].tolist() == [60, 30, -18, -18]
+    # The unambiguous totals are checked strictly, the others name the reading that fitted.
+    checks = "\n".join(parsed.checks)
+    assert "summary 合计 交易订单总笔数: 2 rows" in checks
+    assert "summary 合计 商家实收（元）: 90.00 CNY" in checks
+    amount = next(c for c in parsed.checks if c.startswith("summary 合计 订单金额"))
+    assert amount.endswith(f"({reading})")
+    fee = next(c for c in parsed.checks if c.startswith("summary 合计 服务费"))
+    assert ("fees charged" in fee) == convention.endswith("fee-charged")
+    summary = parsed.tables["summary"]
+    assert summary["net_amount_minor"].tolist() == [
+        8910 if convention.endswith("fee-charged") else 8946]
+
+
+def test_handwritten_summary_fitting_no_convention_names_file_line_field_and_readings():
+    from tests import handwritten
+
+    name, data = handwritten.alipay_zip("no-known-convention")
+    with pytest.raises(formats.FormatError) as caught:
+        formats.parse(data, BILL, name)
+    error = caught.value
+    member = f"{handwritten.ALIPAY_STEM}_业务明细(汇总).csv"
+    assert (error.file_name, error.line, error.field_name) == (name, 6, "订单金额（元）")
+    assert error.message == (
+        f"member {member!r}: total says 120.00, which fits no known reading: "
+        "signed sum of all rows: the rows add up to 90.00; "
+        "sum of payment rows only: the rows add up to 150.00")
+
+
+def test_handwritten_detail_alone_is_accepted():
+    from tests import handwritten
+
+    name, data = handwritten.alipay_zip(None)
+    assert len(formats.parse(data, BILL, name).rows) == 4

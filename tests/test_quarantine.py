@@ -25,6 +25,7 @@ from psycopg import sql
 
 from tally import config, formats, generate, landing, money, pipeline, sources, storage
 from tally.samples import alipay, camt053, cn_bank, mt940, platform, wechatpay
+from tests import handwritten
 
 DAY = date(2026, 11, 20)
 D = f"{DAY:%Y%m%d}"
@@ -183,7 +184,8 @@ def camt053_cut_mid_entry() -> Bad:
 def ledger_row(data: bytes, at_least: int = 120) -> tuple[list[str], int]:
     """The ledger's lines and the index of a completed row from line `at_least` + 1 on."""
     lines = data.decode().split("\n")
-    row = next(i for i in range(at_least, len(lines)) if lines[i].split(",")[9])
+    completed = lines[0].split(",").index("completed_at")
+    row = next(i for i in range(at_least, len(lines)) if lines[i].split(",")[completed])
     return lines, row
 
 
@@ -191,24 +193,28 @@ def ledger_cut_in_amount() -> Bad:
     name, data = ledger_file()
     lines, row = ledger_row(data)
     fields = lines[row].split(",")
-    cut = "\n".join([*lines[:row], ",".join(fields[:5]) + "," + fields[5][:2]])
+    amount, width = lines[0].split(",").index("amount"), len(lines[0].split(","))
+    cut = "\n".join([*lines[:row], ",".join(fields[:amount]) + "," + fields[amount][:2]])
     return Bad(name, cut.encode(),
-               f"{name}, line {row + 1}: row has 6 fields, the header has 10: the row or the "
-               "file is cut short")
+               f"{name}, line {row + 1}: row has {amount + 1} fields, the header has {width}: "
+               "the row or the file is cut short")
 
 
 def ledger_cut_in_last_field() -> Bad:
     name, data = ledger_file()
     lines, row = ledger_row(data)
     fields = lines[row].split(",")
-    cut = "\n".join([*lines[:row], ",".join(fields[:9]) + "," + fields[9][:12]])
+    last = len(fields) - 1
+    assert lines[0].split(",")[last] == "completed_at"  # the generator writes the times last
+    cut = "\n".join([*lines[:row], ",".join(fields[:last]) + "," + fields[last][:12]])
     return Bad(name, cut.encode(), names_line(name, row + 1, "completed_at"))
 
 
 def ledger_cut_at_field_boundary() -> Bad:
     name, data = ledger_file()
     lines, row = ledger_row(data)
-    cut = "\n".join([*lines[:row], ",".join(lines[row].split(",")[:9])])  # 9 of 10 fields
+    fields = lines[row].split(",")
+    cut = "\n".join([*lines[:row], ",".join(fields[:-1])])  # all fields but the last
     return Bad(name, cut.encode(), names_line(name, row + 1))
 
 
@@ -497,6 +503,16 @@ def alipay_zip_empty() -> Bad:
                f"{name}: no member matching {DETAIL_PATTERN!r} (the detail file) in the zip")
 
 
+def alipay_handwritten_summary_fitting_no_convention() -> Bad:
+    """A bill written by hand as Alipay documents it, whose 汇总 订单金额 is neither the signed
+    sum of all rows nor the sum of the payments (tests/fixtures/alipay_bill)."""
+    name, data = handwritten.alipay_zip("no-known-convention")
+    member = f"{handwritten.ALIPAY_STEM}_业务明细(汇总).csv"
+    return Bad(name, data, f"{name}, line 6, field '订单金额（元）': member {member!r}: total "
+               "says 120.00, which fits no known reading: signed sum of all rows: the rows add "
+               "up to 90.00; sum of payment rows only: the rows add up to 150.00")
+
+
 def alipay_zip_with_two_details() -> Bad:
     name, data = alipay_file()
     other = DETAIL.replace(D, "20261121")
@@ -559,6 +575,8 @@ CASES = [
                            "(PK\\x03\\x04): an empty archive (PK\\x05\\x06) is read as a bare "
                            "CSV and refused for a missing marker line, not the missing member")),
     pytest.param("alipay_bill", alipay_zip_with_two_details, id="zip-two-details"),
+    pytest.param("alipay_bill", alipay_handwritten_summary_fitting_no_convention,
+                 id="alipay-summary-no-known-convention"),
 ]
 
 # The undamaged file each case starts from, by source.

@@ -40,7 +40,7 @@ CN_BANKS = ("bank_icbc_csv", "bank_cmb_csv", "bank_ccb_xls", "bank_abc_csv", "ba
 # The canonical columns the baselines need (a subset of int_transactions).
 CANONICAL = ["transaction_key", "source", "side", "kind", "account", "reference",
              "settlement_batch", "channel", "direction", "amount_minor", "fee_minor",
-             "currency", "status", "event_at", "business_date"]
+             "currency", "status", "event_at", "business_date", "original_order_no"]
 # How an unmatched row is recognised in Tally's outcomes and in a baseline's result.
 IDENTITY = ["project", "recon_side", "source", "reference", "direction", "amount_minor"]
 
@@ -65,6 +65,7 @@ class Day:
     raw: dict[str, pd.DataFrame]
     bank_roles: dict[str, str]  # bank account -> collection, custody, operating
     timezone: str  # the zone naive source times are read in (dbt var default_timezone)
+    fee_signs: dict[str, str] = field(default_factory=dict)  # source -> fee_sign (dbt var)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -99,7 +100,8 @@ def day_of(frames: dict[str, pd.DataFrame], settings: Settings) -> Day:
     days = {d.date() for frame in frames.values() for d in frame["business_date"].unique()}
     if len(days) != 1:
         raise ValueError(f"the baselines reconcile one business day; the files have {days}")
-    return Day(days.pop(), frames, roles, project["vars"]["default_timezone"])
+    return Day(days.pop(), frames, roles, project["vars"]["default_timezone"],
+               recon.fee_signs(settings))  # as dbt gets them (var fee_signs)
 
 
 # ---- pandas: standardise ---------------------------------------------------------------------
@@ -145,12 +147,16 @@ def _frame(raw: pd.DataFrame, **columns) -> pd.DataFrame:
 def _platform_ledger(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     occurrence = _occurrence(raw, ["txn_id"])
     channel, direction = _trim(raw["channel"]), _trim(raw["direction"])
-    kind = np.select([channel == "bank_transfer", direction == "debit"],
-                     ["transfer", "refund"], "payment")
+    given = _nonempty(raw["type"])
+    kind = np.select([channel == "bank_transfer", given.notna(), direction == "debit"],
+                     ["transfer", given, "refund"], "payment")
+    order = _nonempty(raw["original_order_no"]).fillna(_trim(raw["merchant_order_no"]))
+    reference = _trim(raw["merchant_order_no"]).where(
+        kind != "refund", _nonempty(raw["refund_no"]).fillna(order))
     return _frame(
         raw, transaction_key=_stable_key("platform_ledger", raw["txn_id"], occurrence),
         source="platform_ledger", side="platform", kind=kind, account=_trim(raw["account"]),
-        reference=_trim(raw["merchant_order_no"]), channel=channel, direction=direction,
+        reference=reference, original_order_no=order, channel=channel, direction=direction,
         amount_minor=raw["amount_minor"], fee_minor=0,
         currency=_trim(raw["currency"]).str.upper(), status=_trim(raw["status"]),
         event_at=_local(raw["created_at"], day.timezone))
@@ -171,31 +177,57 @@ def _custody_flows(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
 
 
 def _channel_bill(raw: pd.DataFrame, day: Day, source: str, channel: str, refund_no: str,
-                  amount: pd.Series, event_at: str) -> pd.DataFrame:
+                  amount: pd.Series, event_at: str, merchant_refund_no: pd.Series
+                  ) -> pd.DataFrame:
     """A channel's bill: refunds are debits; the bill day's rows are paid out as one batch."""
     occurrence = _occurrence(raw, ["channel_txn_no", refund_no, "kind"])
+    order = _nonempty(raw["merchant_order_no"])
     key = _stable_key(source, _trim(raw["channel_txn_no"]), _trim(raw[refund_no]), raw["kind"],
                       occurrence)
     batch = f"{channel.upper()}-SETTLE-" + raw["business_date"].dt.strftime("%Y%m%d")
     return _frame(
         raw, transaction_key=key, source=source, side="channel", kind=raw["kind"],
-        account=_trim(raw["merchant_id"]), reference=_nonempty(raw["merchant_order_no"]),
-        settlement_batch=batch, channel=channel,
+        account=_trim(raw["merchant_id"]),
+        reference=order.where(raw["kind"] != "refund", merchant_refund_no.fillna(order)),
+        original_order_no=order, settlement_batch=batch, channel=channel,
         direction=np.where(raw["kind"] == "refund", "debit", "credit"), amount_minor=amount,
-        fee_minor=raw["fee_minor"].abs(), currency=_trim(raw["currency"]).str.upper(),
+        fee_minor=_fee_cost(raw["fee_minor"], raw["kind"], day.fee_signs.get(source)),
+        currency=_trim(raw["currency"]).str.upper(),
         status="success", event_at=_local(raw[event_at], day.timezone))
+
+
+def _fee_cost(fee: pd.Series, kind: pd.Series, convention: str | None) -> pd.Series:
+    """The printed fee as a signed cost (the dbt macro fee_cost)."""
+    if convention == "as_printed_cost":
+        return fee
+    if convention == "as_printed_deduction":
+        return -fee
+    if convention == "charged_on_payments":
+        return fee.abs().where(kind != "refund", -fee.abs())
+    raise ValueError(f"no fee_sign convention {convention!r}")
+
+
+def _fee_cost_sql(convention: str | None) -> str:
+    if convention == "as_printed_cost":
+        return "fee_minor"
+    if convention == "as_printed_deduction":
+        return "(-fee_minor)"
+    if convention == "charged_on_payments":
+        return "(case when kind = 'refund' then -abs(fee_minor) else abs(fee_minor) end)"
+    raise ValueError(f"no fee_sign convention {convention!r}")
 
 
 def _alipay(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     return _channel_bill(raw, day, "alipay_bill", "alipay", "refund_no",
-                         raw["amount_minor"].abs(), "completed_at")
+                         raw["amount_minor"].abs(), "completed_at", _nonempty(raw["refund_no"]))
 
 
 def _wechatpay(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     amount = raw["refund_amount_minor"].where(raw["kind"] == "refund",
                                               raw["settlement_amount_minor"])
+    refund_no = _nonempty(raw["refund_no"])
     return _channel_bill(raw, day, "wechatpay_trade_bill", "wechatpay", "channel_refund_no",
-                         amount, "trade_time")
+                         amount, "trade_time", refund_no.mask(refund_no == "0"))
 
 
 def _bank(raw: pd.DataFrame, source, key, account, reference, direction, amount,
@@ -451,26 +483,34 @@ def _camt_booked_at(tz: str) -> str:
     end"""
 
 
-def _platform_sql(source: str, tz: str) -> str:
+def _platform_sql(source: str, tz: str, fee_sign: str | None = None) -> str:
     """The staging model and its int_transactions part, for a platform or channel source."""
     if source == "platform_ledger":
         return f"""
         select {_key_sql(source, ['txn_id', 'occurrence'])} as transaction_key,
                '{source}' as source, 'platform' as side,
-               case when trim(channel) = 'bank_transfer' then 'transfer'
-                    when trim(direction) = 'debit' then 'refund' else 'payment' end as kind,
-               trim(account) as account, trim(merchant_order_no) as reference,
+               kind, trim(account) as account,
+               case when kind = 'refund' then coalesce(nullif(trim(refund_no), ''), order_no)
+                    else trim(merchant_order_no) end as reference, order_no as original_order_no,
                null::varchar as settlement_batch, trim(channel) as channel,
                trim(direction) as direction, amount_minor, 0::bigint as fee_minor,
                upper(trim(currency)) as currency, trim(status) as status,
                {_local_sql('created_at', tz)} as event_at, business_date
-        from {_numbered('raw_platform_ledger', 'txn_id')}"""
+        from (select *,
+                     case when trim(channel) = 'bank_transfer' then 'transfer'
+                          when nullif(trim(type), '') is not null then trim(type)
+                          when trim(direction) = 'debit' then 'refund' else 'payment' end
+                         as kind,
+                     coalesce(nullif(trim(original_order_no), ''), trim(merchant_order_no))
+                         as order_no
+              from {_numbered('raw_platform_ledger', 'txn_id')})"""
     if source == "platform_custody_flows":
         return f"""
         select {_key_sql(source, ['trim(serial_no)', 'occurrence'])} as transaction_key,
                '{source}' as source, 'platform' as side, trim(flow_type) as kind,
                trim(bank_account) as account, trim(serial_no) as reference,
-               null::varchar as settlement_batch, 'custody' as channel,
+               null::varchar as original_order_no, null::varchar as settlement_batch,
+               'custody' as channel,
                case when trim(flow_type) = 'recharge' then 'credit' else 'debit' end
                    as direction,
                amount_minor, 0::bigint as fee_minor, upper(trim(currency)) as currency,
@@ -480,6 +520,9 @@ def _platform_sql(source: str, tz: str) -> str:
     alipay = source == "alipay_bill"
     channel = "alipay" if alipay else "wechatpay"
     refund_no = "refund_no" if alipay else "channel_refund_no"
+    # the merchant's refund number (stg_alipay__bill, stg_wechatpay__trade_bill: refund_no)
+    merchant_refund_no = ("nullif(trim(refund_no), '')" if alipay else
+                          "nullif(nullif(trim(refund_no), ''), '0')")
     amount = ("abs(amount_minor)" if alipay else
               "case when kind = 'refund' then refund_amount_minor"
               " else settlement_amount_minor end")
@@ -487,12 +530,16 @@ def _platform_sql(source: str, tz: str) -> str:
                             "occurrence"])
     return f"""
         select {key} as transaction_key, '{source}' as source, 'channel' as side, kind,
-               trim(merchant_id) as account, nullif(trim(merchant_order_no), '') as reference,
+               trim(merchant_id) as account,
+               case when kind = 'refund' then coalesce({merchant_refund_no},
+                                                      nullif(trim(merchant_order_no), ''))
+                    else nullif(trim(merchant_order_no), '') end as reference,
+               nullif(trim(merchant_order_no), '') as original_order_no,
                '{channel.upper()}-SETTLE-' || strftime(business_date, '%Y%m%d')
                    as settlement_batch,
                '{channel}' as channel,
                case when kind = 'refund' then 'debit' else 'credit' end as direction,
-               {amount} as amount_minor, abs(fee_minor) as fee_minor,
+               {amount} as amount_minor, {_fee_cost_sql(fee_sign)} as fee_minor,
                upper(trim(currency)) as currency, 'success' as status,
                {_local_sql('completed_at' if alipay else 'trade_time', tz)} as event_at,
                business_date
@@ -551,13 +598,14 @@ PLATFORM_SOURCES = ("platform_ledger", "platform_custody_flows", "alipay_bill",
 
 def _transactions_sql(day: Day) -> str:
     """int_transactions (the columns matching needs) over the registered raw_<source> tables."""
-    platform = [_platform_sql(s, day.timezone) for s in PLATFORM_SOURCES if s in day.raw]
+    platform = [_platform_sql(s, day.timezone, day.fee_signs.get(s)) for s in PLATFORM_SOURCES
+                if s in day.raw]
     bookings = [_bank_sql(s, day.timezone) for s in BANK_SOURCES if s in day.raw]
     bank = f"""
         select transaction_key, source, 'bank' as side,
                case when reference like '%-SETTLE-%' then 'settlement' else 'booking' end
                    as kind,
-               account, reference,
+               account, reference, null::varchar as original_order_no,
                case when reference like '%-SETTLE-%' then reference end as settlement_batch,
                null::varchar as channel, direction, amount_minor, 0::bigint as fee_minor,
                currency, 'success' as status, event_at, business_date

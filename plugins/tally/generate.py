@@ -106,9 +106,24 @@ def _channel_part(day: date, n: int, seed: int, channel: str):
     chosen = _pick(rng, ok, 4 * k)
     missing, mismatch, twice, processing = np.array_split(chosen, 4)
     status[processing] = "processing"  # the channel says success; the platform lags
+    # A refund is known by its own refund number; some orders are refunded twice the same day
+    # (two partial refunds of the same amount): half the refunds no discrepancy touches are
+    # paired, the second refunding the first one's order.
+    order = order_no.copy()  # the order a row belongs to
+    calm = np.flatnonzero(refund & (status == "success"))
+    calm = calm[~np.isin(calm, chosen)]
+    pairs = calm[: 2 * (len(calm) // 4)].reshape(-1, 2)
+    order[pairs[:, 1]] = order_no[pairs[:, 0]]
+    amount[pairs[:, 1]] = amount[pairs[:, 0]]
+    refund_no = np.where(refund, np.char.add("R", order_no), "")
+    # Whether the channel returns a refunded payment's fee on the refund row (negative), or
+    # bills refunds without a fee: both are in use; chosen per seed and day.
+    returned_fees = _rng(seed, day, f"{channel}:fees").random() < 0.5
 
     platform = pd.DataFrame({
-        "txn_id": _ids(f"T{prefix}", day, idx), "merchant_order_no": order_no,
+        "txn_id": _ids(f"T{prefix}", day, idx), "merchant_order_no": order,
+        "type": np.where(refund, "refund", "payment"), "refund_no": refund_no,
+        "original_order_no": np.where(refund, order, ""),
         "channel": channel, "account": f"{channel}:2088{seed % 1000:03d}0001",
         "direction": np.where(refund, "debit", "credit"), "amount_minor": amount,
         "currency": CURRENCY, "status": status,
@@ -124,10 +139,10 @@ def _channel_part(day: date, n: int, seed: int, channel: str):
     bill = pd.DataFrame({
         "channel_txn_no": np.concatenate([_ids(f"{prefix}X", day, rows, 12)[:len(billed)],
                                           _ids(f"{prefix}D", day, twice, 12)]),
-        "merchant_order_no": order_no[rows],
+        "merchant_order_no": order[rows],
         "created_at": _times(day, created[rows]), "completed_at": _times(day, completed[rows]),
         "kind": np.where(refund[rows], "refund", "payment"),
-        "refund_no": np.where(refund[rows], np.char.add("R", order_no[rows]), ""),
+        "refund_no": refund_no[rows],
         "amount_minor": bill_amount[rows],
         "merchant_id": f"{channel}-merchant-01",
     })
@@ -141,11 +156,14 @@ def _channel_part(day: date, n: int, seed: int, channel: str):
         "kind": "payment", "refund_no": "", "amount_minor": rng.integers(100, 50_000, extra),
         "merchant_id": f"{channel}-merchant-01",
     })], ignore_index=True)
-    bill["fee_minor"] = np.where(bill["kind"] == "payment", _fee(bill["amount_minor"]), 0)
+    fee = _fee(bill["amount_minor"])
+    bill["fee_minor"] = np.where(bill["kind"] == "payment", fee, -fee if returned_fees else 0)
     bill = bill.sort_values(["completed_at", "channel_txn_no"], kind="stable",
                             ignore_index=True)
     def label(kind: str, i: int) -> dict:
-        return {"type": kind, "source": f"{channel}_bill", "reference": str(order_no[i]),
+        # a refund is reported under its refund number (int_transactions.reference)
+        return {"type": kind, "source": f"{channel}_bill",
+                "reference": str(refund_no[i] if refund[i] else order_no[i]),
                 "kind": "refund" if refund[i] else "payment"}
 
     labels = (
@@ -160,7 +178,8 @@ def _channel_part(day: date, n: int, seed: int, channel: str):
 
 
 def _channel_net(bill: pd.DataFrame) -> int:
-    """What the channel pays out for a day: payments - refunds - fees."""
+    """What the channel pays out for a day: payments - refunds - fees charged + fees returned
+    (fee_minor is the signed cost)."""
     signed = np.where(bill["kind"] == "payment", bill["amount_minor"], -bill["amount_minor"])
     return int(signed.sum() - bill["fee_minor"].sum())
 
@@ -465,8 +484,10 @@ def _channel_files(day: Day) -> Iterator[tuple[str, str, bytes]]:
     from tally.samples import alipay, wechatpay
 
     d = f"{day.business_date:%Y%m%d}"
+    # Both readings of the 汇总 订单金额 in use: every row signed, or the payments only.
+    order_total = ("payments", "all_rows")[day.business_date.toordinal() % 2]
     yield "alipay_bill", *alipay.render_bill_zip(day.channel_bills["alipay"], day.business_date,
-                                                 ALIPAY_PID)
+                                                 ALIPAY_PID, order_total=order_total)
     yield ("wechatpay_trade_bill", f"wechatpay_tradebill_ALL_{d}.csv.gz",
            wechatpay.render_trade_bill(day.channel_bills["wechatpay"], day.business_date, "ALL",
                                        gzip=True))

@@ -67,5 +67,15 @@ def digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
+def fee_signs(settings: Settings) -> dict[str, str]:
+    """Each channel source's fee sign convention, from its configuration (`fee_sign`); the
+    staging models read it through the macro fee_cost (dbt var `fee_signs`)."""
+    from tally import sources
+
+    return {name: config.fee_sign for name, config in sources.load_all(settings).items()
+            if config.fee_sign}
+
+
 def dbt_vars(settings: Settings, as_of: date | str) -> dict:
-    return {"as_of": str(as_of), "reconciliation": load(settings)}
+    return {"as_of": str(as_of), "reconciliation": load(settings),
+            "fee_signs": fee_signs(settings)}

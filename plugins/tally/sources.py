@@ -60,6 +60,8 @@ class SourceConfig:
     timestamps: dict[str, str] = field(default_factory=dict)
     # Parser-specific settings (header and footer patterns, preamble, sheet names, ...).
     options: dict = field(default_factory=dict)
+    # How a channel prints its fee column (FEE_SIGNS); staging turns it into a signed cost.
+    fee_sign: str | None = None
     description: str = ""
     timezone: str = "Asia/Shanghai"
     digest: str = ""
@@ -80,6 +82,20 @@ class SourceConfig:
         return f"raw.{self.source}" if table is None else f"raw.{self.source}__{table}"
 
 
+# A channel's fee column as printed -> the canonical fee_minor, a signed cost (positive: fee
+# charged, negative: fee returned with a refund). The dbt macro fee_cost implements each.
+FEE_SIGNS = {
+    "as_printed_cost": "printed as the cost: positive charged, negative returned",
+    "as_printed_deduction": "printed as its effect on the payout: negative charged, "
+                            "positive returned",
+    "charged_on_payments": "printed unsigned: charged on payment rows, returned on refund rows",
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
 def _amounts(doc: dict) -> dict[str, AmountSpec]:
     return {name: AmountSpec(**(spec or {})) for name, spec in doc.pop("amounts", {}).items()}
 
@@ -91,8 +107,12 @@ def parse_config(text: str) -> SourceConfig:
     for name, spec in doc.pop("tables", {}).items():
         table_amounts = _amounts(spec)
         tables[name] = TableSpec(amounts=table_amounts, **spec)
-    return SourceConfig(amounts=amounts, tables=tables,
-                        digest=hashlib.sha256(text.encode()).hexdigest(), **doc)
+    config = SourceConfig(amounts=amounts, tables=tables,
+                          digest=hashlib.sha256(text.encode()).hexdigest(), **doc)
+    if config.fee_sign is not None and config.fee_sign not in FEE_SIGNS:
+        raise ConfigError(f"source {config.source}: fee_sign {config.fee_sign!r} is not one of "
+                          f"{list(FEE_SIGNS)}")
+    return config
 
 
 def load_all(settings: Settings) -> dict[str, SourceConfig]:

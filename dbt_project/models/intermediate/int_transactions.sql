@@ -7,25 +7,41 @@
 {%- set columns = ['transaction_key', 'source', 'side', 'kind', 'account', 'counterparty',
                    'reference', 'merchant_order_no', 'channel_txn_no', 'bank_serial',
                    'settlement_batch', 'channel', 'direction', 'amount_minor', 'fee_minor',
-                   'currency', 'status', 'event_at', 'business_date', 'file_id', 'line_no'] %}
+                   'currency', 'status', 'event_at', 'business_date', 'file_id', 'line_no',
+                   'original_order_no'] %}
+{#- Columns only some parts have; the others give null. original_order_no: the order a row
+    belongs to (a refund's original order; a payment's own). -#}
+{%- set partial_columns = {'original_order_no': ['platform_ledger', 'alipay', 'wechatpay']} %}
 
 with accounts as (
     select account, role from {{ ref('bank_accounts') }}
 ),
 
+-- A refund is known by its refund number (the refund request number the channel bills it
+-- under); a ledger without one falls back to the original order number. `type`, when the
+-- ledger has it, says what a row is; otherwise bank transfers are transfers, debits refunds.
 platform_ledger as (
     select
-        transaction_key, 'platform_ledger' as source, 'platform' as side,
-        case
-            when channel = 'bank_transfer' then 'transfer'
-            when direction = 'debit' then 'refund'
-            else 'payment'
-        end as kind,
-        account, null::text as counterparty, merchant_order_no as reference, merchant_order_no,
-        null::text as channel_txn_no, null::text as bank_serial, null::text as settlement_batch,
-        channel, direction, amount_minor, 0::bigint as fee_minor, currency, status,
-        created_at as event_at, business_date, file_id, line_no
-    from {{ ref('stg_platform__ledger') }}
+        transaction_key, 'platform_ledger' as source, 'platform' as side, kind, account,
+        null::text as counterparty,
+        case when kind = 'refund' then coalesce(refund_no, order_no)
+             else merchant_order_no end as reference,
+        merchant_order_no, null::text as channel_txn_no, null::text as bank_serial,
+        null::text as settlement_batch, channel, direction, amount_minor, 0::bigint as fee_minor,
+        currency, status, created_at as event_at, business_date, file_id, line_no,
+        order_no as original_order_no
+    from (
+        select
+            *,
+            case
+                when channel = 'bank_transfer' then 'transfer'
+                when type is not null then type
+                when direction = 'debit' then 'refund'
+                else 'payment'
+            end as kind,
+            coalesce(original_order_no, merchant_order_no) as order_no
+        from {{ ref('stg_platform__ledger') }}
+    ) as ledger
 ),
 
 custody_flows as (
@@ -45,22 +61,28 @@ custody_flows as (
 alipay as (
     select
         transaction_key, 'alipay_bill' as source, 'channel' as side, kind,
-        merchant_id as account, null::text as counterparty, merchant_order_no as reference,
+        merchant_id as account, null::text as counterparty,
+        case when kind = 'refund' then coalesce(refund_no, merchant_order_no)
+             else merchant_order_no end as reference,
         merchant_order_no, channel_txn_no, null::text as bank_serial,
         'ALIPAY-SETTLE-' || to_char(business_date, 'YYYYMMDD') as settlement_batch,
         'alipay' as channel, direction, amount_minor, fee_minor, currency,
-        'success' as status, completed_at as event_at, business_date, file_id, line_no
+        'success' as status, completed_at as event_at, business_date, file_id, line_no,
+        merchant_order_no as original_order_no
     from {{ ref('stg_alipay__bill') }}
 ),
 
 wechatpay as (
     select
         transaction_key, 'wechatpay_trade_bill' as source, 'channel' as side, kind,
-        merchant_id as account, null::text as counterparty, merchant_order_no as reference,
+        merchant_id as account, null::text as counterparty,
+        case when kind = 'refund' then coalesce(refund_no, merchant_order_no)
+             else merchant_order_no end as reference,
         merchant_order_no, channel_txn_no, null::text as bank_serial,
         'WECHATPAY-SETTLE-' || to_char(business_date, 'YYYYMMDD') as settlement_batch,
         'wechatpay' as channel, direction, amount_minor, fee_minor, currency,
-        'success' as status, completed_at as event_at, business_date, file_id, line_no
+        'success' as status, completed_at as event_at, business_date, file_id, line_no,
+        merchant_order_no as original_order_no
     from {{ ref('stg_wechatpay__trade_bill') }}
 ),
 
@@ -97,7 +119,11 @@ bank as (
 
 unioned as (
     {%- for part in ['platform_ledger', 'custody_flows', 'alipay', 'wechatpay', 'bank'] %}
-    select {{ columns | join(', ') }} from {{ part }}
+    select
+        {%- for column in columns %}
+        {{ column if part in partial_columns.get(column, [part]) else 'null::text as ' ~ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ part }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 )

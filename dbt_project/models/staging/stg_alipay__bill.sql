@@ -1,5 +1,7 @@
 -- Alipay merchant bill trade rows (业务明细). The file signs refunds negative; here amounts
 -- are positive with a direction, as everywhere in Tally.
+-- fee_minor is a signed cost (positive: fee charged, negative: fee returned with a refund),
+-- read from the fee as printed by the source's fee_sign convention (macro fee_cost).
 with trades as (
     {{ loaded_rows('raw', 'alipay_bill') }}
 ),
@@ -21,7 +23,7 @@ select
     nullif(trim(refund_no), '') as refund_no,
     case when kind = 'refund' then 'debit' else 'credit' end as direction,
     abs(amount_minor) as amount_minor,
-    abs(fee_minor) as fee_minor,
+    {{ fee_cost('alipay_bill') }} as fee_minor,
     upper(trim(currency)) as currency,
     {{ local_timestamp('created_at') }} as created_at,
     {{ local_timestamp('completed_at') }} as completed_at,

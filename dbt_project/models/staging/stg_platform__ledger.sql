@@ -23,6 +23,10 @@ select
     amount_minor,
     upper(trim(currency)) as currency,
     trim(status) as status,
+    -- Optional columns (docs/formats.md): empty in files written without them.
+    nullif(trim(type), '') as type,
+    nullif(trim(refund_no), '') as refund_no,
+    nullif(trim(original_order_no), '') as original_order_no,
     {{ local_timestamp('created_at') }} as created_at,
     {{ local_timestamp('completed_at') }} as completed_at,
     business_date,

@@ -1,4 +1,6 @@
 -- WeChat Pay trade bill rows: payments, and refunds (which carry the refund amount).
+-- fee_minor is a signed cost (positive: fee charged, negative: fee returned with a refund),
+-- read from the fee as printed by the source's fee_sign convention (macro fee_cost).
 with trades as (
     {{ loaded_rows('raw', 'wechatpay_trade_bill') }}
 ),
@@ -22,7 +24,7 @@ select
     case when kind = 'refund' then 'debit' else 'credit' end as direction,
     case when kind = 'refund' then refund_amount_minor else settlement_amount_minor end
         as amount_minor,
-    abs(fee_minor) as fee_minor,
+    {{ fee_cost('wechatpay_trade_bill') }} as fee_minor,
     upper(trim(currency)) as currency,
     {{ local_timestamp('trade_time') }} as completed_at,
     business_date,

@@ -412,11 +412,35 @@ def check_summary(section: Section, spec: dict, rows: pd.DataFrame, amounts: dic
                         f"summary {label}") for h, t in present.items()]
 
 
+def check_readings(rows: pd.DataFrame, amounts: dict, stated: str, total: dict,
+                   file_name: str, line: int, field: str, where_said: str) -> str:
+    """A total the channel does not define unambiguously: `readings` lists each convention
+    real files are known to use (each a total as for `check_total`, with a `reading` name).
+    The total is accepted when one reading fits; the check names the one that did. A total
+    that fits none is refused, naming every reading and what the rows add up to under it."""
+    failures = []
+    for reading in total["readings"]:
+        try:
+            check = check_total(rows, amounts, stated, reading, file_name, line, field,
+                                where_said)
+        except FormatError as exc:
+            if exc.line != line or exc.field_name != field:
+                raise
+            failures.append(f"{reading['reading']}: {exc.message.split(', ', 1)[-1]}")
+            continue
+        return f"{check} ({reading['reading']})"
+    raise FormatError(file_name, f"total says {stated}, which fits no known reading: "
+                      + "; ".join(failures), line, field)
+
+
 def check_total(rows: pd.DataFrame, amounts: dict, stated: str, total: dict, file_name: str,
                 line: int, field: str, where_said: str) -> str:
     """One stated total against the rows: `count` of rows, or `sum` of an amount column, over
     the rows matching `where`; `magnitude` compares absolute values (files that print
     outflows with either sign)."""
+    if "readings" in total:
+        return check_readings(rows, amounts, stated, total, file_name, line, field,
+                              where_said)
     mask = pd.Series(True, index=rows.index)
     for column, value in total.get("where", {}).items():
         mask &= rows[column].eq(value)

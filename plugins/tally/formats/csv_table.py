@@ -1,7 +1,8 @@
 """Delimited text tables with one header line: the platform's exports and bank CSV statements.
 
-Options (`options:` in the source configuration): none yet; preambles and footers of bank
-exports are handled by their own parsers.
+Options (`options:` in the source configuration): `optional_columns`, columns a file may lack
+(a column added to a format after files were written without it): missing from the header,
+they read as empty. Preambles and footers of bank exports are handled by their own parsers.
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
     # Lineage: the header is line 1, so data row i (0-based) is line i + 2.
     frame.insert(0, "line_no", frame.index + HEADER_LINE + 1)
     headers = {str(h).strip(): h for h in frame.columns}
-    missing = [h for h in config.columns.values() if h not in headers]
+    optional = set(config.options.get("optional_columns", []))
+    missing = [h for c, h in config.columns.items() if h not in headers and c not in optional]
     if missing:
         raise FormatError(file_name, "missing column(s) in header", HEADER_LINE, missing[0])
     _check_field_counts(text, config.delimiter, file_name)
-    rows = frame[["line_no", *(headers[h] for h in config.columns.values())]]
-    rows.columns = ["line_no", *config.columns]
+    present = {c: h for c, h in config.columns.items() if h in headers}
+    rows = frame[["line_no", *(headers[h] for h in present.values())]]
+    rows.columns = ["line_no", *present]
+    rows = rows.assign(**{c: "" for c in config.columns if c not in present})[
+        ["line_no", *config.columns]]
     blank = rows[list(config.columns)].apply(lambda col: col.str.strip().eq("")).all(axis=1)
     rows = finish_source(rows[~blank], config, file_name)
     checks = [run_check(rows, check, file_name) for check in config.checks]

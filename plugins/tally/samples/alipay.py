@@ -38,8 +38,8 @@ ZERO = "0.00"
 PRODUCT = "商品"
 
 
-def render_bill_zip(trades: pd.DataFrame, business_date: date, pid: str
-                    ) -> tuple[str, bytes]:
+def render_bill_zip(trades: pd.DataFrame, business_date: date, pid: str,
+                    order_total: str = "all_rows") -> tuple[str, bytes]:
     account = f"{pid}0156"
     stem = f"{account}_{business_date:%Y%m%d}"
     trades = trades.reset_index(drop=True)
@@ -48,7 +48,7 @@ def render_bill_zip(trades: pd.DataFrame, business_date: date, pid: str
         raise ValueError(f"kind must be 'payment' or 'refund', got {sorted(kinds)}")
     members = {
         f"{stem}_业务明细.csv": _detail(trades, business_date, account),
-        f"{stem}_业务明细(汇总).csv": _summary(trades, business_date, account),
+        f"{stem}_业务明细(汇总).csv": _summary(trades, business_date, account, order_total),
         f"{stem}_账务明细.csv": _account(trades, business_date, account),
     }
     buffer = io.BytesIO()
@@ -130,12 +130,17 @@ def _detail(trades: pd.DataFrame, business_date: date, account: str) -> str:
                         DETAIL_HEADER, *lines, *footer, ""])
 
 
-def _summary(trades: pd.DataFrame, business_date: date, account: str) -> str:
+def _summary(trades: pd.DataFrame, business_date: date, account: str, order_total: str) -> str:
+    """The 合计 row. 订单金额 is the signed sum of every row (`order_total="all_rows"`) or the
+    sum of the payments only (`"payments"`): bills of both kinds are in use."""
     refund = trades["kind"].eq("refund")
     signed = int(_signed(trades).sum())
+    if order_total not in ("all_rows", "payments"):
+        raise ValueError(f"order_total must be 'all_rows' or 'payments', got {order_total!r}")
+    ordered = signed if order_total == "all_rows" else int(_signed(trades)[~refund].sum())
     fee = int(trades["fee_minor"].sum())
     total = ",".join(["合计", "", str(int((~refund).sum())), str(int(refund.sum())),
-                      _one_yuan(signed), _one_yuan(signed), ZERO, ZERO, ZERO, _one_yuan(fee),
+                      _one_yuan(ordered), _one_yuan(signed), ZERO, ZERO, ZERO, _one_yuan(fee),
                       ZERO, _one_yuan(signed - fee)])
     return "\r\n".join([*_preamble("业务汇总", business_date, account, "业务汇总列表"),
                         SUMMARY_HEADER, total, f"#{DASHES}业务汇总列表结束{DASHES}",

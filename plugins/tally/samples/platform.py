@@ -23,8 +23,12 @@ def ledger_csv(p: pd.DataFrame) -> bytes:
         "txn_id": p["txn_id"], "merchant_order_no": p["merchant_order_no"],
         "channel": p["channel"], "account": p["account"], "direction": p["direction"],
         "amount": _amounts(p["amount_minor"], p["currency"]), "currency": p["currency"],
-        "status": p["status"], "created_at": _times(p["created_at"]),
-        "completed_at": _times(p["completed_at"]),
+        "status": p["status"],
+        # optional columns (docs/formats.md): empty where a row has none. Before the times, so
+        # that a file cut short in its last field is cut in a timestamp, which is checked.
+        **{c: p[c].fillna("") if c in p else "" for c in ("type", "refund_no",
+                                                          "original_order_no")},
+        "created_at": _times(p["created_at"]), "completed_at": _times(p["completed_at"]),
     })
     return frame.to_csv(index=False).encode()
 
