@@ -17,7 +17,6 @@ identity in its source, as dbt's `stable_key` macro computes it).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import multiprocessing
 import re
@@ -90,11 +89,11 @@ def read_day(files: dict[str, Path], settings: Settings) -> dict[str, pd.DataFra
 
 
 def day_of(frames: dict[str, pd.DataFrame], settings: Settings) -> Day:
-    """The parsed frames of one business day, with the bank accounts' roles (dbt seed
-    bank_accounts) and the zone naive times are read in (dbt var default_timezone)."""
-    seeds = Path(settings.dbt_project_dir, "seeds", "bank_accounts.csv")
-    with seeds.open(newline="") as handle:
-        roles = {row["account"]: row["role"] for row in csv.DictReader(handle)}
+    """The parsed frames of one business day, with the bank accounts' roles (the registry,
+    include/accounts.yaml) and the zone naive times are read in (dbt var default_timezone)."""
+    from tally import accounts
+
+    roles = accounts.load(settings).roles()
     project = yaml.safe_load(Path(settings.dbt_project_dir, "dbt_project.yml").read_text())
     days = {d.date() for frame in frames.values() for d in frame["business_date"].unique()}
     if len(days) != 1:

@@ -53,4 +53,7 @@ def digest(config: dict) -> str:
 
 
 def dbt_vars(settings: Settings, as_of: date | str) -> dict:
-    return {"as_of": str(as_of), "reconciliation": load(settings)}
+    from tally import accounts
+
+    return {"as_of": str(as_of), "reconciliation": load(settings),
+            "accounts": accounts.load(settings).dbt_var()}
