@@ -59,6 +59,9 @@ def print_summary(summary: dict) -> None:
     print(f"  breaks       {summary['breaks']}")
     for project, rate in summary["match_rate"].items():
         print(f"  match rate   {rate:.2%}  {project}")
+    for item in summary.get("unregistered_accounts", []):
+        print(f"  UNREGISTERED {item['account']} ({item['source']}, {item['bookings']} bookings):"
+              " not reconciled; register it in include/accounts.yaml")
     print(f"  gate         {gate}")
     print(f"  report       {summary['report'] or 'not published'}")
 

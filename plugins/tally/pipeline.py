@@ -354,6 +354,14 @@ def day_summary(settings: Settings, business_date: date) -> dict:
                 "select project, round(sum(matched_count) * 1.0 / sum(row_count), 4)"
                 " from marts.fct_daily_summary where as_of_date = %s group by project"
                 " order by project", (business_date,)).fetchall()}
+        unregistered = []
+        if conn.execute("select to_regclass('marts.fct_unregistered_accounts')").fetchone()[0]:
+            unregistered = [
+                {"account": account, "source": source, "bookings": int(n)}
+                for account, source, n in conn.execute(
+                    "select coalesce(account, '(no account number)'), source, booking_count"
+                    " from marts.fct_unregistered_accounts where business_date = %s"
+                    " order by 1, 2", (business_date,)).fetchall()]
         run = conn.execute(
             "select run_id, status, gate_passed, report_uri from tally.runs"
             " where business_date = %s order by started_at desc limit 1",
@@ -367,6 +375,8 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "suspense": int(outcomes.get("suspense", 0)),
         "breaks": int(outcomes.get("break", 0)),
         "match_rate": projects,
+        # statements for accounts not in include/accounts.yaml: loaded, not reconciled
+        "unregistered_accounts": unregistered,
         "run_id": run[0] if run else None,
         "run_status": run[1] if run else None,
         "gate_passed": run[2] if run else None,
