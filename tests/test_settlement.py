@@ -52,7 +52,8 @@ def _amount(minor: int) -> str:
     return f"{minor // 100}.{minor % 100:02d}"
 
 
-def camt053(day: date, entries: list[dict], opening_minor: int = 1_000_000) -> bytes:
+def camt053(day: date, entries: list[dict], opening_minor: int = 1_000_000,
+            account: str = ACCOUNT) -> bytes:
     """The collection account's statement of the day (camt.053.001.02): OPBD, CLBD, a
     transaction summary and one <Ntry> per credit."""
     credits = sum(e["minor"] for e in entries)
@@ -81,9 +82,9 @@ def camt053(day: date, entries: list[dict], opening_minor: int = 1_000_000) -> b
   <BkToCstmrStmt>
     <GrpHdr><MsgId>STMT{day:%Y%m%d}</MsgId><CreDtTm>{day:%Y-%m-%d}T23:30:00+08:00</CreDtTm></GrpHdr>
     <Stmt>
-      <Id>{ACCOUNT}-{day:%Y%m%d}</Id>
+      <Id>{account}-{day:%Y%m%d}</Id>
       <CreDtTm>{day:%Y-%m-%d}T23:30:00+08:00</CreDtTm>
-      <Acct><Id><Othr><Id>{ACCOUNT}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>
+      <Acct><Id><Othr><Id>{account}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>
       <Bal>
         <Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp>
         <Amt Ccy="CNY">{_amount(opening_minor)}</Amt><CdtDbtInd>CRDT</CdtDbtInd>
