@@ -29,7 +29,7 @@ from airflow.sdk import Asset, AssetAll, Param, PartitionedAssetTimetable, dag, 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 
-from tally import config, recon, schedule
+from tally import accounts, config, recon, schedule
 
 SETTINGS = config.load()
 # dbt's profiles.yml reads the warehouse settings from these; they are never written to disk.
@@ -37,6 +37,8 @@ os.environ.update(SETTINGS.dbt_env())
 # The rules in force when the DAG was parsed; every run records their hash.
 RULES = recon.load(SETTINGS)
 FEE_SIGNS = recon.fee_signs(SETTINGS)  # each channel's fee sign convention (staging fee_cost)
+# The account registry (include/accounts.yaml) as dbt reads it.
+ACCOUNTS = accounts.load(SETTINGS).dbt_var()
 EXPECTED = schedule.expected_sources(SETTINGS)
 RUN_LOCK_WAIT_SECONDS = 300  # then fail; the retry waits again
 
@@ -126,6 +128,7 @@ def tally_daily():
                 "as_of": "{{ ti.xcom_pull(task_ids='resolve_business_date') }}",
                 "reconciliation": RULES,
                 "fee_signs": FEE_SIGNS,
+                "accounts": ACCOUNTS,
             },
         },
         default_args={"retries": 1},

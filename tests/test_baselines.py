@@ -118,27 +118,30 @@ def test_compare_shows_a_difference_and_why(day, conn):
 
 
 def test_both_baselines_pair_a_bill_day_with_the_credit_of_its_net(day):
-    """On a first day the group rule has nothing to pair (a bill day is paid the next morning):
-    make the day's settlement credits pay today's bills, one exactly, one a fen short."""
+    """On a first day no batch is paid yet (a bill day is paid the next morning): make the
+    day's payouts name today's bill date, Alipay's for the batch's net exactly, WeChat Pay's a
+    fen short; both baselines pair the first and leave the second batch and credit open."""
     settings, _, frames = day
     rules = recon.load(settings)
     canonical = baselines.standardise(baselines.day_of(frames, settings))
     assert all(str(canonical[column].dtype) == "int64"
                for column in ("amount_minor", "fee_minor", "net_amount_minor"))
-    bank = frames["bank_csv"].copy()
-    bills = {}
-    for channel, short in (("ALIPAY", 0), ("WECHATPAY", 1)):
-        batch = f"{channel}-SETTLE-{D1:%Y%m%d}"
-        bill = canonical[canonical["settlement_batch"] == batch]
-        credit = bank["reference"] == f"{channel}-SETTLE-{date(2026, 11, 19):%Y%m%d}"
-        assert credit.sum() == 1
-        bank.loc[credit, "reference"] = batch
-        bank.loc[credit, "credit_minor"] = int(bill["net_amount_minor"].sum()) - short
-        bills[channel] = len(bill)
-    frames = {**frames, "bank_csv": bank}
+    batches = canonical[canonical["source"] == "channel_batch"].set_index("channel")
+    assert len(batches) == 2
+    csv, camt = frames["bank_csv"].copy(), frames["bank_camt053"].copy()
+    alipay = csv["counterparty"] == generate.PAYOUTS["alipay"]["payer"]
+    wechat = camt["counterparty"] == generate.PAYOUTS["wechatpay"]["payer"]
+    assert alipay.sum() == 1 and wechat.sum() == 1
+    csv.loc[alipay, "reference"] = f"{D1:%Y%m%d}交易结算 20261120000000000001"
+    csv.loc[alipay, "credit_minor"] = int(batches.at["alipay", "amount_minor"])
+    camt.loc[wechat, "remittance"] = f"财付通结算 账单日{D1:%Y-%m-%d}"
+    camt.loc[wechat, "amount_minor"] = int(batches.at["wechatpay", "amount_minor"]) - 1
+    frames = {**frames, "bank_csv": csv, "bank_camt053": camt}
     found = {name: run(frames, rules, settings) for name, run in BASELINES.items()}
     for result in found.values():
-        assert result.pairs[("channel_settlement_vs_bank", "net_settlement")] == bills["ALIPAY"]
+        assert result.pairs[("channel_settlement_vs_bank", "batch_exact")] == 1
+        assert result.pairs[("channel_settlement_vs_bank", "settlement_by_amount")] == 0
         left_open = per_project(result.open_rows, "channel_settlement_vs_bank")
-        assert left_open.total() == bills["WECHATPAY"] + 1
+        assert sorted((side, source) for _, side, source, *_ in left_open.elements()) == [
+            ("left", "channel_batch"), ("right", "bank_camt053")]
     assert baselines.compare(found["pandas"], found["duckdb"])["same"]

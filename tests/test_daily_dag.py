@@ -26,7 +26,8 @@ def test_a_day_runs_end_to_end_and_again_with_the_same_result(clean, conn, s3, t
     assert set(first["match_rate"]) == {"platform_vs_bank", "custody_flows_vs_bank",
                                         "platform_vs_alipay", "platform_vs_wechatpay",
                                         "channel_settlement_vs_bank"}
-    # A channel bill row is in two projects (its platform order, its settlement): counted twice.
+    # Every row in scope counts once per project (a channel bill day is its bill rows, in the
+    # platform project, and one batch row, in the settlement project).
     assert first["reconciled"] == conn.execute(
         "select count(*) from intermediate.int_recon__scope where as_of_date = %s",
         (DAY,)).fetchone()[0]

@@ -130,23 +130,56 @@ def test_each_difference_is_one_break_with_a_key_that_stays(two_days, conn, proj
         " and break_type = 'status_mismatch'", (D1, project)).fetchone()[0] == 0
 
 
-def test_channel_settlements_match_the_previous_bill_day_as_groups(two_days, conn):
-    """Each channel pays a bill day's net (payments - refunds - fees) the next morning."""
-    rows = dict(conn.execute(
-        "select source, count(*) from intermediate.int_transactions where side = 'channel'"
-        " and business_date = %s group by source", (D1,)).fetchall())
+def test_channel_settlements_match_the_previous_bill_day_as_batches(two_days, conn):
+    """Each channel pays a bill day's net (payments - refunds - fees) the next morning, from
+    its legal entity with a numeric end-to-end id: one batch row per bill day stands for the
+    bill rows and is matched to the payout, by the bill date the remittance names (Alipay on
+    D2) or, when it names none (WeChat Pay on D2), by the net within the expected delay."""
+    bills = dict(conn.execute(
+        "select channel, count(*) from intermediate.int_transactions where source in"
+        " ('alipay_bill', 'wechatpay_trade_bill') and business_date = %s group by channel",
+        (D1,)).fetchall())
+    batches = {row[0]: row[1:] for row in conn.execute(
+        "select channel, row_count, signed_amount_minor, settlement_batch, reference"
+        " from intermediate.int_transactions where source = 'channel_batch'"
+        " and business_date = %s", (D1,)).fetchall()}
+    nets = dict(conn.execute(
+        "select channel, sum(net_amount_minor) from intermediate.int_transactions where"
+        " source in ('alipay_bill', 'wechatpay_trade_bill') and business_date = %s"
+        " group by channel", (D1,)).fetchall())
+    assert {c: (n, net) for c, (n, net, _, _) in batches.items()} == {
+        c: (bills[c], nets[c]) for c in ("alipay", "wechatpay")}
+    assert {c: b[2] for c, b in batches.items()} == {
+        "alipay": f"ALIPAY-SETTLE-{D1:%Y%m%d}", "wechatpay": f"WECHATPAY-SETTLE-{D1:%Y%m%d}"}
+    made = dict(conn.execute(
+        "select l.channel, m.rule from marts.fct_matches as m join"
+        " intermediate.int_transactions as l on l.transaction_key = m.left_key"
+        " where m.as_of_date = %s and m.project = 'channel_settlement_vs_bank'",
+        (D2,)).fetchall())
+    assert made == {"alipay": "batch_exact", "wechatpay": "settlement_by_amount"}
     matched = dict(conn.execute(
         "select recon_side, count(*) from marts.fct_outcomes where as_of_date = %s and project"
         " = 'channel_settlement_vs_bank' and outcome = 'matched' group by recon_side",
         (D2,)).fetchall())
-    assert matched == {"left": sum(rows.values()), "right": 2}
-    # Day one's credits pay a bill day that was never loaded: they are what is left.
+    assert matched == {"left": 2, "right": 2}
+    # The bill rows themselves are in no project's channel settlement outcomes.
+    assert conn.execute(
+        "select count(*) from marts.fct_outcomes where project = 'channel_settlement_vs_bank'"
+        " and source <> 'channel_batch' and side = 'channel'").fetchone()[0] == 0
+    # Day one's credits pay a bill day that was never loaded: they are what is left, and
+    # today's bill days wait for tomorrow's payouts, one suspense item each.
     left_over = conn.execute(
-        "select reference, break_type from marts.fct_outcomes where as_of_date = %s and project"
-        " = 'channel_settlement_vs_bank' and outcome = 'break' order by 1", (D2,)).fetchall()
-    day0 = (D1 - timedelta(days=1)).strftime("%Y%m%d")
-    assert left_over == [(f"ALIPAY-SETTLE-{day0}", "missing_on_platform"),
-                         (f"WECHATPAY-SETTLE-{day0}", "missing_on_platform")]
+        "select source, kind, outcome from marts.fct_outcomes where as_of_date = %s and project"
+        " = 'channel_settlement_vs_bank' and outcome <> 'matched' order by 1, 2, 3",
+        (D2,)).fetchall()
+    assert sorted(left_over) == [("bank_camt053", "settlement", "break"),
+                                 ("bank_csv", "settlement", "break"),
+                                 ("channel_batch", "settlement_batch", "suspense"),
+                                 ("channel_batch", "settlement_batch", "suspense")]
+    # A payout is never a customer's transfer.
+    assert conn.execute(
+        "select count(*) from marts.fct_outcomes where project = 'platform_vs_bank'"
+        " and kind <> 'booking' and side = 'bank'").fetchone()[0] == 0
 
 
 def test_tolerance_and_time_window_rules_match_what_they_are_for(two_days, conn):
@@ -169,7 +202,7 @@ def test_no_row_is_matched_twice(two_days, conn):
     for side in ("left_key", "right_key"):
         assert conn.execute(
             f"select count(*) from (select project, {side} from marts.fct_matches"
-            f" where rule_kind <> 'group' group by 1, 2 having count(*) > 1) as twice"
+            f" group by 1, 2 having count(*) > 1) as twice"
         ).fetchone()[0] == 0
 
 

@@ -26,12 +26,17 @@
     {%- for key in keys %}{{ l }}.{{ key }} = {{ r }}.{{ key }}{% if not loop.last %} and {% endif %}{% endfor -%}
 {%- endmacro %}
 
+{# Business days between the two rows (absolute): at least min_days_apart, at most
+   max_days_apart, each if the rule sets it. #}
 {% macro days_apart_ok(rule, l='l', r='r') -%}
-    {%- if rule.get('max_days_apart') is not none -%}
-        abs({{ l }}.business_date - {{ r }}.business_date) <= {{ rule['max_days_apart'] }}
-    {%- else -%}
-        true
+    {%- set bounds = [] -%}
+    {%- if rule.get('min_days_apart') is not none -%}
+        {%- do bounds.append('abs(' ~ l ~ '.business_date - ' ~ r ~ '.business_date) >= ' ~ (rule['min_days_apart'] | int)) -%}
     {%- endif -%}
+    {%- if rule.get('max_days_apart') is not none -%}
+        {%- do bounds.append('abs(' ~ l ~ '.business_date - ' ~ r ~ '.business_date) <= ' ~ (rule['max_days_apart'] | int)) -%}
+    {%- endif -%}
+    {{ bounds | join(' and ') if bounds else 'true' }}
 {%- endmacro %}
 
 {# One pass of a rule over the rows still unmatched (relations `left_rows` and `right_rows`,

@@ -17,7 +17,6 @@ identity in its source, as dbt's `stable_key` macro computes it).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import multiprocessing
 import re
@@ -41,6 +40,8 @@ CN_BANKS = ("bank_icbc_csv", "bank_cmb_csv", "bank_ccb_xls", "bank_abc_csv", "ba
 CANONICAL = ["transaction_key", "source", "side", "kind", "account", "reference",
              "settlement_batch", "channel", "direction", "amount_minor", "fee_minor",
              "currency", "status", "event_at", "business_date", "original_order_no"]
+# A bank booking's texts that tell a channel's payout (not canonical columns the baselines keep).
+PAYOUT_TEXTS = ["counterparty", "counterparty_account", "remittance"]
 # How an unmatched row is recognised in Tally's outcomes and in a baseline's result.
 IDENTITY = ["project", "recon_side", "source", "reference", "direction", "amount_minor"]
 
@@ -66,6 +67,7 @@ class Day:
     bank_roles: dict[str, str]  # bank account -> collection, custody, operating
     timezone: str  # the zone naive source times are read in (dbt var default_timezone)
     fee_signs: dict[str, str] = field(default_factory=dict)  # source -> fee_sign (dbt var)
+    settlements: tuple = ()  # tally.accounts.Settlement: how channel payouts are recognised
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -91,17 +93,19 @@ def read_day(files: dict[str, Path], settings: Settings) -> dict[str, pd.DataFra
 
 
 def day_of(frames: dict[str, pd.DataFrame], settings: Settings) -> Day:
-    """The parsed frames of one business day, with the bank accounts' roles (dbt seed
-    bank_accounts) and the zone naive times are read in (dbt var default_timezone)."""
-    seeds = Path(settings.dbt_project_dir, "seeds", "bank_accounts.csv")
-    with seeds.open(newline="") as handle:
-        roles = {row["account"]: row["role"] for row in csv.DictReader(handle)}
+    """The parsed frames of one business day, with the bank accounts' roles (the registry,
+    include/accounts.yaml) and the zone naive times are read in (dbt var default_timezone)."""
+    from tally import accounts
+
+    registry = accounts.load(settings)
+    roles = registry.roles()
     project = yaml.safe_load(Path(settings.dbt_project_dir, "dbt_project.yml").read_text())
     days = {d.date() for frame in frames.values() for d in frame["business_date"].unique()}
     if len(days) != 1:
         raise ValueError(f"the baselines reconcile one business day; the files have {days}")
     return Day(days.pop(), frames, roles, project["vars"]["default_timezone"],
-               recon.fee_signs(settings))  # as dbt gets them (var fee_signs)
+               recon.fee_signs(settings),  # as dbt gets them (var fee_signs)
+               tuple(registry.settlements()))
 
 
 # ---- pandas: standardise ---------------------------------------------------------------------
@@ -138,7 +142,7 @@ def _stable_key(source: str, *parts: pd.Series) -> pd.Series:
 
 def _frame(raw: pd.DataFrame, **columns) -> pd.DataFrame:
     frame = pd.DataFrame(index=raw.index)
-    for name in CANONICAL:
+    for name in [*CANONICAL, *PAYOUT_TEXTS]:
         value = columns.get(name)
         frame[name] = raw["business_date"] if name == "business_date" else value
     return frame
@@ -231,16 +235,14 @@ def _wechatpay(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
 
 
 def _bank(raw: pd.DataFrame, source, key, account, reference, direction, amount,
-          booked_at) -> pd.DataFrame:
-    """A bank booking: a reference naming a channel's batch is that batch's settlement."""
-    settlement = reference.str.contains("-SETTLE-", regex=False).fillna(False).astype(bool)
+          booked_at, counterparty, counterparty_account, remittance) -> pd.DataFrame:
+    """A bank booking (whether it is a channel's payout is decided by _payouts)."""
     return _frame(
-        raw, transaction_key=key, source=source, side="bank",
-        kind=np.where(settlement, "settlement", "booking"), account=account,
-        reference=reference,
-        settlement_batch=reference.where(settlement), channel=None, direction=direction,
+        raw, transaction_key=key, source=source, side="bank", kind="booking", account=account,
+        reference=reference, settlement_batch=None, channel=None, direction=direction,
         amount_minor=amount, fee_minor=0, currency=_trim(raw["currency"]).str.upper(),
-        status="success", event_at=booked_at)
+        status="success", event_at=booked_at, counterparty=counterparty,
+        counterparty_account=counterparty_account, remittance=remittance)
 
 
 def _bank_csv(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
@@ -252,7 +254,8 @@ def _bank_csv(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
                              occurrence),
                  _trim(raw["account"]), _nonempty(raw["reference"]),
                  np.where(net >= 0, "credit", "debit"), net.abs(),
-                 _local(raw["value_date"] + " " + time_of_day, day.timezone))
+                 _local(raw["value_date"] + " " + time_of_day, day.timezone),
+                 _trim(raw["counterparty"]), None, _nonempty(raw["reference"]))
 
 
 def _camt053(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
@@ -273,7 +276,9 @@ def _camt053(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
                              raw["entry_seq"], raw["bank_reference"], occurrence),
                  _trim(raw["account"]),
                  _nonempty(raw["end_to_end_id"]).fillna(_nonempty(raw["remittance"])),
-                 raw["direction"], raw["amount_minor"], booked_at)
+                 raw["direction"], raw["amount_minor"], booked_at,
+                 _nonempty(raw["counterparty"]), _nonempty(raw["counterparty_account"]),
+                 _nonempty(raw["remittance"]).fillna(_nonempty(raw["additional_info"])))
 
 
 def _mt940(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
@@ -285,7 +290,8 @@ def _mt940(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
                              raw["amount_minor"], occurrence),
                  _trim(raw["account"]),
                  _nonempty(raw["customer_reference"]), raw["direction"], raw["amount_minor"],
-                 _local(raw["value_date"] + " 00:00:00", day.timezone))
+                 _local(raw["value_date"] + " 00:00:00", day.timezone),
+                 _nonempty(raw["info"]), None, _nonempty(raw["info"]))
 
 
 def _cn_bank(raw: pd.DataFrame, day: Day, source: str) -> pd.DataFrame:
@@ -300,7 +306,95 @@ def _cn_bank(raw: pd.DataFrame, day: Day, source: str) -> pd.DataFrame:
                  _nonempty(raw["account"]),
                  _nonempty(raw["reference"]).fillna(_nonempty(raw["summary"])),
                  raw["direction"], raw["amount_minor"],
-                 _local(raw["booking_date"] + " " + time_of_day, day.timezone))
+                 _local(raw["booking_date"] + " " + time_of_day, day.timezone),
+                 _nonempty(raw["counterparty"]), _nonempty(raw["counterparty_account"]),
+                 _remittance_cn(raw))
+
+
+def _remittance_cn(raw: pd.DataFrame) -> pd.Series:
+    """摘要 and the remittance text joined by a space (concat_ws skips NULLs)."""
+    summary, reference = _nonempty(raw["summary"]), _nonempty(raw["reference"])
+    both = summary + " " + reference
+    return both.fillna(summary).fillna(reference)
+
+
+def _name_key(name) -> str | None:
+    """A payer name as compared (the dbt macro payer_name_key)."""
+    if not isinstance(name, str):
+        return None
+    return name.replace("（", "(").replace("）", ")").replace(" ", "").upper()
+
+
+def _captured_date(text: str) -> pd.Timestamp | None:
+    digits = text.replace("-", "")
+    if not re.fullmatch(r"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])", digits):
+        return None
+    try:
+        return pd.Timestamp(date(int(digits[:4]), int(digits[4:6]), int(digits[6:])))
+    except ValueError:
+        return None
+
+
+def _payouts(rows: pd.DataFrame, day: Day) -> pd.DataFrame:
+    """int_transactions' bank CTE and batch rows: a credit from a channel's payer on an account
+    it settles into is its payout (kind settlement, its batch when the remittance names the
+    bill date; unidentified_settlement when it names none and no bill day's net fits), and each
+    channel bill day is one settlement_batch row."""
+    bills = rows[rows["side"] == "channel"]
+    batches = (bills.groupby(["channel", "account", "business_date", "currency"], as_index=False)
+               .agg(settlement_batch=("settlement_batch", "min"),
+                    net=("net_amount_minor", "sum"), event_at=("event_at", "max"),
+                    row_count=("transaction_key", "size")))
+    batch_rows = pd.DataFrame({
+        "transaction_key": _stable_key("channel_batch", batches["channel"], batches["account"],
+                                       batches["business_date"].dt.strftime("%Y-%m-%d"),
+                                       batches["currency"]),
+        "source": "channel_batch", "side": "channel", "kind": "settlement_batch",
+        "account": batches["account"], "reference": batches["settlement_batch"],
+        "settlement_batch": batches["settlement_batch"], "channel": batches["channel"],
+        "direction": np.where(batches["net"] >= 0, "credit", "debit"),
+        "amount_minor": batches["net"].abs().astype("int64"), "fee_minor": 0,
+        "currency": batches["currency"], "status": "success", "event_at": batches["event_at"],
+        "business_date": batches["business_date"],
+        "signed_amount_minor": batches["net"].astype("int64"),
+        "net_amount_minor": batches["net"].astype("int64"),
+    })
+    rows = rows.copy()
+    candidates = rows[(rows["side"] == "bank") & (rows["direction"] == "credit")]
+    names = candidates["counterparty"].map(_name_key)
+    for index in candidates.index:
+        found = None
+        for rule in sorted(day.settlements, key=lambda s: s.channel):
+            if rule.account != candidates.at[index, "account"]:
+                continue
+            payer_account = candidates.at[index, "counterparty_account"]
+            if names[index] in {_name_key(n) for n in rule.payer_names} or (
+                    isinstance(payer_account, str) and payer_account in rule.payer_accounts):
+                found = rule
+                break
+        if found is None:
+            continue
+        text, bill_date = candidates.at[index, "remittance"], None
+        for pattern in found.remittance_patterns if isinstance(text, str) else ():
+            match = re.search(pattern, text)
+            if match:
+                bill_date = _captured_date(match.group(1) or "")
+                break
+        booked = candidates.at[index, "business_date"]
+        if bill_date is not None:
+            kind = "settlement"
+            rows.at[index, "settlement_batch"] = f"{found.channel.upper()}-SETTLE-" \
+                                                 f"{bill_date:%Y%m%d}"
+        else:
+            delay = (booked - batches["business_date"]).dt.days
+            fits = ((batches["channel"] == found.channel) & (batches["net"] >= 0)
+                    & (batches["net"] == candidates.at[index, "amount_minor"])
+                    & (batches["currency"] == candidates.at[index, "currency"])
+                    & delay.between(found.min_delay_days, found.max_delay_days))
+            kind = "settlement" if fits.any() else "unidentified_settlement"
+        rows.at[index, "kind"] = kind
+        rows.at[index, "channel"] = found.channel
+    return pd.concat([rows, batch_rows], ignore_index=True)
 
 
 STANDARDISE = {"platform_ledger": _platform_ledger, "platform_custody_flows": _custody_flows,
@@ -323,27 +417,31 @@ def standardise(day: Day) -> pd.DataFrame:
     signed = rows["amount_minor"].where(rows["direction"] == "credit", -rows["amount_minor"])
     rows["signed_amount_minor"] = signed
     rows["net_amount_minor"] = signed - rows["fee_minor"]
-    rows["account_role"] = rows["account"].map(day.bank_roles)
     rows["business_date"] = pd.to_datetime(rows["business_date"])
+    rows = _payouts(rows, day)
+    rows["account_role"] = rows["account"].map(day.bank_roles)
     return rows
 
 
 # ---- pandas: match ---------------------------------------------------------------------------
 
-_TERM = re.compile(r"^(\w+)\s*(=|<>)\s*'([^']*)'$|^(\w+)\s+is\s+(not\s+)?null$", re.IGNORECASE)
+_TERM = re.compile(r"^(\w+)\s*(=|<>)\s*'([^']*)'$|^(\w+)\s+is\s+(not\s+)?null$"
+                   r"|^(\w+)\s+in\s+\(([^)]*)\)$", re.IGNORECASE)
 
 
 def _where(rows: pd.DataFrame, condition: str) -> pd.Series:
     """A project's side condition (SQL on int_transactions) as a mask. It understands what the
-    configuration uses: `col = 'v'`, `col <> 'v'`, `col is [not] null`, joined by `and`; a
-    NULL compares as SQL does (never equal, never unequal)."""
+    configuration uses: `col = 'v'`, `col <> 'v'`, `col is [not] null`, `col in ('v', ...)`,
+    joined by `and`; a NULL compares as SQL does (never equal, never unequal)."""
     mask = pd.Series(True, index=rows.index)
     for term in re.split(r"\s+and\s+", condition.strip(), flags=re.IGNORECASE):
         found = _TERM.match(term.strip())
         if not found:
             raise ValueError(f"the pandas baseline cannot read the condition {term!r}")
-        column, op, value, null_column, negated = found.groups()
-        if null_column:
+        column, op, value, null_column, negated, in_column, values = found.groups()
+        if in_column:
+            mask &= rows[in_column].isin(re.findall(r"'([^']*)'", values))
+        elif null_column:
             mask &= rows[null_column].notna() if negated else rows[null_column].isna()
         else:
             known = rows[column].notna()
@@ -352,10 +450,13 @@ def _where(rows: pd.DataFrame, condition: str) -> pd.Series:
 
 
 def _days_ok(pairs: pd.DataFrame, rule: dict) -> pd.Series:
-    limit = rule.get("max_days_apart")
-    if limit is None:
-        return pd.Series(True, index=pairs.index)
-    return (pairs["business_date_l"] - pairs["business_date_r"]).dt.days.abs() <= limit
+    apart = (pairs["business_date_l"] - pairs["business_date_r"]).dt.days.abs()
+    ok = pd.Series(True, index=pairs.index)
+    if rule.get("min_days_apart") is not None:
+        ok &= apart >= rule["min_days_apart"]
+    if rule.get("max_days_apart") is not None:
+        ok &= apart <= rule["max_days_apart"]
+    return ok
 
 
 def _first_by(frame: pd.DataFrame, partition: str, order: list[str]) -> pd.Series:
@@ -548,7 +649,8 @@ def _platform_sql(source: str, tz: str, fee_sign: str | None = None) -> str:
 
 def _bank_sql(source: str, tz: str) -> str:
     """A bank statement source's bookings (transaction_key, source, account, reference,
-    direction, amount_minor, currency, event_at, business_date), as its staging model."""
+    direction, amount_minor, currency, event_at, business_date, counterparty,
+    counterparty_account, remittance), as its staging model."""
     table = f"raw_{source}"
     if source == "bank_csv":
         return f"""
@@ -558,7 +660,7 @@ def _bank_sql(source: str, tz: str) -> str:
                abs(credit_minor - debit_minor), upper(trim(currency)),
                {_local_sql("value_date || ' ' || coalesce(nullif(trim(booking_time), ''),"
                            " '00:00:00')", tz)},
-               business_date
+               business_date, trim(counterparty), null::varchar, nullif(trim(reference), '')
         from {_numbered(table, 'account, bank_serial')}"""
     if source == "bank_camt053":
         key = _key_sql(source, ["trim(account)", "statement_id", "entry_seq", "bank_reference",
@@ -567,7 +669,9 @@ def _bank_sql(source: str, tz: str) -> str:
         select {key}, '{source}', trim(account),
                coalesce(nullif(trim(end_to_end_id), ''), nullif(trim(remittance), '')),
                direction, amount_minor, upper(trim(currency)), {_camt_booked_at(tz)},
-               business_date
+               business_date, nullif(trim(counterparty), ''),
+               nullif(trim(counterparty_account), ''),
+               coalesce(nullif(trim(remittance), ''), nullif(trim(additional_info), ''))
         from {_numbered(table, 'account, statement_id, entry_seq, bank_reference')}"""
     if source == "bank_mt940":
         key = _key_sql(source, ["trim(account)", "statement_ref", "bank_reference",
@@ -576,7 +680,8 @@ def _bank_sql(source: str, tz: str) -> str:
         return f"""
         select {key}, '{source}', trim(account), nullif(trim(customer_reference), ''),
                direction, amount_minor, upper(trim(currency)),
-               {_local_sql("value_date || ' 00:00:00'", tz)}, business_date
+               {_local_sql("value_date || ' 00:00:00'", tz)}, business_date,
+               nullif(trim(info), ''), null::varchar, nullif(trim(info), '')
         from {_numbered(table, partition)}"""
     key = _key_sql("bank_cn", [f"'{source}'", "trim(account)", "booking_date", "bank_serial",
                                "reference", "direction", "amount_minor", "occurrence"])
@@ -587,7 +692,9 @@ def _bank_sql(source: str, tz: str) -> str:
                direction, amount_minor, upper(trim(currency)),
                {_local_sql("booking_date || ' ' || coalesce(nullif(trim(booking_time), ''),"
                            " '00:00:00')", tz)},
-               business_date
+               business_date, nullif(trim(counterparty), ''),
+               nullif(trim(counterparty_account), ''),
+               nullif(concat_ws(' ', nullif(trim(summary), ''), nullif(trim(reference), '')), '')
         from {_numbered(table, partition)}"""
 
 
@@ -601,18 +708,71 @@ def _transactions_sql(day: Day) -> str:
     platform = [_platform_sql(s, day.timezone, day.fee_signs.get(s)) for s in PLATFORM_SOURCES
                 if s in day.raw]
     bookings = [_bank_sql(s, day.timezone) for s in BANK_SOURCES if s in day.raw]
-    bank = f"""
-        select transaction_key, source, 'bank' as side,
-               case when reference like '%-SETTLE-%' then 'settlement' else 'booking' end
-                   as kind,
-               account, reference, null::varchar as original_order_no,
-               case when reference like '%-SETTLE-%' then reference end as settlement_batch,
-               null::varchar as channel, direction, amount_minor, 0::bigint as fee_minor,
-               currency, 'success' as status, event_at, business_date
-        from ({' union all '.join(bookings)}) as bookings (transaction_key, source, account,
-              reference, direction, amount_minor, currency, event_at, business_date)"""
+    name_key = ("upper(replace(replace(replace(b.counterparty, '（', '('), '）', ')'),"
+                " ' ', ''))")
+    bank = """
+        select b.transaction_key, b.source, 'bank' as side,
+               case when r.transaction_key is null then 'booking'
+                    when r.bill_date is not null or exists (
+                        select 1 from batches as c
+                        where c.channel = r.channel and c.direction = 'credit'
+                          and c.amount_minor = b.amount_minor and c.currency = b.currency
+                          and b.business_date::date - c.business_date::date
+                              between r.min_delay_days and r.max_delay_days)
+                        then 'settlement'
+                    else 'unidentified_settlement' end as kind,
+               b.account, b.reference, null::varchar as original_order_no,
+               case when r.bill_date is not null
+                   then upper(r.channel) || '-SETTLE-' || strftime(r.bill_date, '%Y%m%d')
+               end as settlement_batch,
+               r.channel, b.direction, b.amount_minor, 0::bigint as fee_minor,
+               b.currency, 'success' as status, b.event_at, b.business_date
+        from bookings as b left join recognised as r using (transaction_key)"""
+    recognised = f"""
+        select b.transaction_key, s.channel, s.min_delay_days, s.max_delay_days,
+               (select case when regexp_full_match(replace(c, '-', ''),
+                           '\\d{{4}}(0[1-9]|1[0-2])(0[1-9]|[12]\\d|3[01])')
+                       then try_strptime(replace(c, '-', ''), '%Y%m%d')::date end
+                from (select regexp_extract(b.remittance, p.pattern, 1) as c, p.n
+                      from payout_patterns as p
+                      where p.account = s.account and p.channel = s.channel
+                        and regexp_matches(b.remittance, p.pattern)
+                      order by p.n limit 1)) as bill_date
+        from bookings as b inner join payout_rules as s on s.account = b.account
+        where b.direction = 'credit' and exists (
+            select 1 from payout_payers as p
+            where p.account = s.account and p.channel = s.channel
+              and (p.name_key = {name_key} or p.payer_account = b.counterparty_account))
+        qualify row_number() over (partition by b.transaction_key order by s.channel) = 1"""
+    batches = """
+        select md5(concat_ws('|', 'channel_batch', channel, account,
+                             strftime(business_date::date, '%Y-%m-%d'), currency))
+                   as transaction_key,
+               'channel_batch' as source, 'channel' as side, 'settlement_batch' as kind,
+               account, settlement_batch as reference, null::varchar as original_order_no,
+               settlement_batch, channel,
+               case when net >= 0 then 'credit' else 'debit' end as direction,
+               abs(net)::bigint as amount_minor, 0::bigint as fee_minor, currency,
+               'success' as status, event_at, business_date
+        from (select channel, account, business_date, currency,
+                     min(settlement_batch) as settlement_batch,
+                     sum(case when direction = 'credit' then amount_minor else -amount_minor end
+                         - fee_minor) as net, max(event_at) as event_at
+              from platform_rows where side = 'channel' group by all)"""
+    columns = ("transaction_key, source, account, reference, direction, amount_minor, currency,"
+               " event_at, business_date, counterparty, counterparty_account, remittance")
+    empty = (f"select {', '.join(f'null::varchar as {c}' for c in columns.split(', '))}"
+             " where false")
     return f"""
-        with unioned as ({' union all '.join([*platform, bank] if bookings else platform)})
+        with platform_rows as ({' union all '.join(platform)}),
+        batches as ({batches}),
+        bookings ({columns}) as ({' union all '.join(bookings) if bookings else empty}),
+        recognised as ({recognised}),
+        unioned as (
+            select * from platform_rows
+            union all {bank}
+            union all select * from batches
+        )
         select unioned.* replace (business_date::date as business_date),
                case when direction = 'credit' then amount_minor else -amount_minor end
                    as signed_amount_minor,
@@ -623,8 +783,12 @@ def _transactions_sql(day: Day) -> str:
 
 
 def _days_ok_sql(rule: dict) -> str:
-    limit = rule.get("max_days_apart")
-    return "true" if limit is None else f"abs(l.business_date - r.business_date) <= {limit}"
+    bounds = []
+    if rule.get("min_days_apart") is not None:
+        bounds.append(f"abs(l.business_date - r.business_date) >= {int(rule['min_days_apart'])}")
+    if rule.get("max_days_apart") is not None:
+        bounds.append(f"abs(l.business_date - r.business_date) <= {int(rule['max_days_apart'])}")
+    return " and ".join(bounds) or "true"
 
 
 def _pass_sql(rule: dict, left: str, right: str) -> str:
@@ -704,6 +868,21 @@ def duckdb_transactions(day: Day):
         con.register(f"raw_{source}", raw)
     roles = pd.DataFrame(list(day.bank_roles.items()), columns=["account", "role"])
     con.register("bank_accounts", roles)
+    rules = list(day.settlements)
+    con.register("payout_rules", pd.DataFrame(
+        [(s.account, s.channel, s.min_delay_days, s.max_delay_days) for s in rules],
+        columns=["account", "channel", "min_delay_days", "max_delay_days"]).astype(
+        {"account": object, "channel": object, "min_delay_days": "int64",
+         "max_delay_days": "int64"}))
+    con.register("payout_payers", pd.DataFrame(
+        [(s.account, s.channel, _name_key(n), None) for s in rules for n in s.payer_names]
+        + [(s.account, s.channel, None, a) for s in rules for a in s.payer_accounts],
+        columns=["account", "channel", "name_key", "payer_account"]).astype(object))
+    con.register("payout_patterns", pd.DataFrame(
+        [(s.account, s.channel, n, p) for s in rules
+         for n, p in enumerate(s.remittance_patterns)],
+        columns=["account", "channel", "n", "pattern"]).astype(
+        {"account": object, "channel": object, "n": "int64", "pattern": object}))
     con.execute(f"create temp table transactions as {_transactions_sql(day)}")
     return con
 

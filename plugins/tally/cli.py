@@ -61,6 +61,9 @@ def print_summary(summary: dict) -> None:
         print(f"  match rate   {rate:.2%}  {project}")
     for project, sources in summary.get("incomplete", {}).items():
         print(f"  incomplete   {project}: awaiting {sources} (its rows wait; no breaks raised)")
+    for item in summary.get("unregistered_accounts", []):
+        print(f"  UNREGISTERED {item['account']} ({item['source']}, {item['bookings']} bookings):"
+              " not reconciled; register it in include/accounts.yaml")
     print(f"  gate         {gate}")
     print(f"  report       {summary['report'] or 'not published'}")
 

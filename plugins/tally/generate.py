@@ -44,6 +44,16 @@ STATEMENT_SOURCES = {**COLLECTION_ACCOUNTS, CUSTODY_ACCOUNT: "bank_camt053",
                      **OPERATING_ACCOUNTS}
 ALIPAY_PID = "2088102000000001"
 SETTLEMENT_ACCOUNT = "6222020200112233445"  # where the channels pay their net settlement
+# How each channel pays out a bill day, as real payouts arrive: from the channel's legal
+# entity (and its account), with a numeric end-to-end id, into its collection account (both in
+# include/accounts.yaml), with a remittance text that names the bill date on some days only.
+PAYOUTS = {
+    "alipay": {"account": SETTLEMENT_ACCOUNT, "payer": "支付宝（中国）网络技术有限公司",
+               "payer_account": "", "dated": "{day:%Y%m%d}交易结算", "undated": "支付宝结算款"},
+    "wechatpay": {"account": "6214830100556677", "payer": "财付通支付科技有限公司",
+                  "payer_account": "1200000000000001", "dated": "财付通结算 账单日{day:%Y-%m-%d}",
+                  "undated": "微信支付商户结算"},
+}
 CHANNELS = {"alipay": 0.30, "wechatpay": 0.25}  # share of platform transactions
 FEE_RATE_PPM = 6_000  # 0.6 %
 
@@ -389,6 +399,25 @@ def _mirrors(platform: pd.DataFrame, custody: pd.DataFrame, settle_rows: list[di
     })
 
 
+def _payout(business_date: date, bill_day: date, channel: str, n: int, seed: int,
+            i: int) -> dict:
+    """The bank credit of a channel's bill day, booked this morning: the remittance names the
+    bill date on about half the days (else reconciliation finds the bill day by its net)."""
+    _, bill, _ = _channel_part(bill_day, n, seed, channel)
+    payout = PAYOUTS[channel]
+    rng = _rng(seed, business_date, f"payout-{channel}")
+    dated = bool(rng.random() < 0.5)
+    return {
+        "account": payout["account"],
+        # the channel's numeric end-to-end id (CAMT EndToEndId; the reference of a CSV export)
+        "reference": f"{business_date:%Y%m%d}{int(rng.integers(10**11, 10**12))}",
+        "remittance": (payout["dated"] if dated else payout["undated"]).format(day=bill_day),
+        "direction": "credit", "amount_minor": _channel_net(bill),
+        "booked_at": _times(business_date, np.array([3_600 + 60 * i]))[0],
+        "counterparty": payout["payer"], "counterparty_account": payout["payer_account"],
+    }
+
+
 def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
     """All of a business day's data, in memory, before any file format."""
     if scale < 50:
@@ -416,16 +445,8 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
 
     # Yesterday's channel bills are settled to the bank this morning, net of fees.
     yesterday = business_date - timedelta(days=1)
-    settle_rows = []
-    for i, channel in enumerate(CHANNELS):
-        _, bill, _ = _channel_part(yesterday, shares[channel], seed, channel)
-        settle_rows.append({
-            "account": SETTLEMENT_ACCOUNT,
-            "reference": f"{channel.upper()}-SETTLE-{yesterday:%Y%m%d}",
-            "direction": "credit", "amount_minor": _channel_net(bill),
-            "booked_at": _times(business_date, np.array([3_600 + 60 * i]))[0],
-            "counterparty": {"alipay": "Alipay (China) Network", "wechatpay": "Tenpay"}[channel],
-        })
+    settle_rows = [_payout(business_date, yesterday, channel, shares[channel], seed, i)
+                   for i, channel in enumerate(CHANNELS)]
     bookings = pd.concat([bookings, late_yesterday, custody_bookings, operating,
                           pd.DataFrame(settle_rows)], ignore_index=True)
     bookings["currency"] = CURRENCY

@@ -361,6 +361,14 @@ def day_summary(settings: Settings, business_date: date) -> dict:
                 "select count(*) from marts.fct_breaks where as_of_date = %s and needs_person",
                 (business_date,)).fetchone()[0]
             incomplete = alerts.incomplete_projects(conn, business_date)
+        unregistered = []
+        if conn.execute("select to_regclass('marts.fct_unregistered_accounts')").fetchone()[0]:
+            unregistered = [
+                {"account": account, "source": source, "bookings": int(n)}
+                for account, source, n in conn.execute(
+                    "select coalesce(account, '(no account number)'), source, booking_count"
+                    " from marts.fct_unregistered_accounts where business_date = %s"
+                    " order by 1, 2", (business_date,)).fetchall()]
         run = conn.execute(
             "select run_id, status, gate_passed, report_uri from tally.runs"
             " where business_date = %s order by started_at desc limit 1",
@@ -375,6 +383,8 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "breaks": int(breaks),
         "incomplete": incomplete,
         "match_rate": projects,
+        # statements for accounts not in include/accounts.yaml: loaded, not reconciled
+        "unregistered_accounts": unregistered,
         "run_id": run[0] if run else None,
         "run_status": run[1] if run else None,
         "gate_passed": run[2] if run else None,

@@ -77,5 +77,7 @@ def fee_signs(settings: Settings) -> dict[str, str]:
 
 
 def dbt_vars(settings: Settings, as_of: date | str) -> dict:
+    from tally import accounts
+
     return {"as_of": str(as_of), "reconciliation": load(settings),
-            "fee_signs": fee_signs(settings)}
+            "fee_signs": fee_signs(settings), "accounts": accounts.load(settings).dbt_var()}

@@ -1,20 +1,29 @@
 -- The canonical transaction shape: every source's money movements, one row each, the same
 -- columns. Amounts are positive minor units with a direction; signed_amount_minor is + for
 -- credits (money in) and - for debits; net_amount_minor is signed and net of the fee.
+-- Besides the sources' rows: one `settlement_batch` row per channel bill day (channel,
+-- merchant account, bill date, currency), the day's net as the channel owes it, with its
+-- row_count; the channel settlement project reconciles these against the bank's payouts.
 -- Unlogged (no WAL): the table is rebuilt in full on every run, so a crash that empties it
 -- loses nothing the next run does not rebuild.
 {{ config(unlogged=true) }}
 {%- set columns = ['transaction_key', 'source', 'side', 'kind', 'account', 'counterparty',
                    'reference', 'merchant_order_no', 'channel_txn_no', 'bank_serial',
                    'settlement_batch', 'channel', 'direction', 'amount_minor', 'fee_minor',
-                   'currency', 'status', 'event_at', 'business_date', 'file_id', 'line_no',
-                   'original_order_no'] %}
-{#- Columns only some parts have; the others give null. original_order_no: the order a row
-    belongs to (a refund's original order; a payment's own). -#}
-{%- set partial_columns = {'original_order_no': ['platform_ledger', 'alipay', 'wechatpay']} %}
+                   'currency', 'status', 'event_at', 'business_date', 'file_id', 'line_no'] %}
+{#- Columns only some parts have (null in the others). original_order_no: the order a row
+    belongs to (a refund's original order; a payment's own). #}
+{%- set extra_columns = {'counterparty_account': 'text', 'remittance': 'text',
+                         'row_count': 'bigint', 'original_order_no': 'text'} %}
+{%- set part_extras = {'bank': ['counterparty_account', 'remittance'],
+                       'channel_batches': ['row_count'],
+                       'platform_ledger': ['original_order_no'],
+                       'alipay': ['original_order_no'],
+                       'wechatpay': ['original_order_no']} %}
 
+-- The account registry (include/accounts.yaml, var `accounts`).
 with accounts as (
-    select account, role from {{ ref('bank_accounts') }}
+    select account, role from ({{ registered_accounts() }}) as registered
 ),
 
 -- A refund is known by its refund number (the refund request number the channel bills it
@@ -56,8 +65,8 @@ custody_flows as (
     from {{ ref('stg_platform__custody_flows') }}
 ),
 
--- Each channel pays out a bill day's net the next morning, as one bank credit whose
--- reference names the batch: <CHANNEL>-SETTLE-<yyyymmdd of the bill day>.
+-- A channel pays out each bill day's net as one bank credit; the bill rows name their batch:
+-- <CHANNEL>-SETTLE-<yyyymmdd of the bill day> (the reference of the batch row, below).
 alipay as (
     select
         transaction_key, 'alipay_bill' as source, 'channel' as side, kind,
@@ -87,41 +96,121 @@ wechatpay as (
 ),
 
 bank_bookings as (
-    select transaction_key, 'bank_csv' as source, account, counterparty, reference,
-           bank_serial, direction, amount_minor, currency, booked_at, business_date, file_id,
-           line_no
+    select transaction_key, 'bank_csv' as source, account, counterparty, counterparty_account,
+           remittance, reference, bank_serial, direction, amount_minor, currency, booked_at,
+           business_date, file_id, line_no
     from {{ ref('stg_bank__csv_statement') }}
     union all
-    select transaction_key, 'bank_camt053', account, counterparty, reference, bank_serial,
-           direction, amount_minor, currency, booked_at, business_date, file_id, line_no
+    select transaction_key, 'bank_camt053', account, counterparty, counterparty_account,
+           remittance, reference, bank_serial, direction, amount_minor, currency, booked_at,
+           business_date, file_id, line_no
     from {{ ref('stg_bank__camt053') }}
     union all
-    select transaction_key, 'bank_mt940', account, counterparty, reference, bank_serial,
-           direction, amount_minor, currency, booked_at, business_date, file_id, line_no
+    select transaction_key, 'bank_mt940', account, counterparty, counterparty_account,
+           remittance, reference, bank_serial, direction, amount_minor, currency, booked_at,
+           business_date, file_id, line_no
     from {{ ref('stg_bank__mt940') }}
     union all
-    select transaction_key, source, account, counterparty, reference, bank_serial, direction,
-           amount_minor, currency, booked_at, business_date, file_id, line_no
+    select transaction_key, source, account, counterparty, counterparty_account, remittance,
+           reference, bank_serial, direction, amount_minor, currency, booked_at, business_date,
+           file_id, line_no
     from {{ ref('stg_bank__cn_exports') }}
+),
+
+-- One batch per channel bill day: what the channel owes for it (payments - refunds - fees).
+channel_batches as (
+    select
+        {{ stable_key('channel_batch', ['channel', 'account', 'business_date', 'currency']) }}
+            as transaction_key,
+        'channel_batch' as source, 'channel' as side, 'settlement_batch' as kind, account,
+        null::text as counterparty, settlement_batch as reference,
+        null::text as merchant_order_no, null::text as channel_txn_no,
+        null::text as bank_serial, settlement_batch, channel,
+        case when net_minor >= 0 then 'credit' else 'debit' end as direction,
+        abs(net_minor) as amount_minor, 0::bigint as fee_minor, currency,
+        'success' as status, event_at, business_date, null::bigint as file_id,
+        null::bigint as line_no, row_count
+    from (
+        select channel, account, business_date, currency, min(settlement_batch)
+                   as settlement_batch,
+               sum(case when direction = 'credit' then amount_minor else -amount_minor end
+                   - fee_minor)::bigint as net_minor,
+               max(event_at) as event_at, count(*) as row_count
+        from (
+            select channel, account, business_date, currency, settlement_batch, direction,
+                   amount_minor, fee_minor, event_at from alipay
+            union all
+            select channel, account, business_date, currency, settlement_batch, direction,
+                   amount_minor, fee_minor, event_at from wechatpay
+        ) as bill_rows
+        group by channel, account, business_date, currency
+    ) as days
+),
+
+-- A credit on an account a channel settles into, from that channel's payer (name or account,
+-- include/accounts.yaml), is the channel's payout. Its bill date is the first capture of the
+-- first remittance pattern that matches, if any.
+recognised as (
+    select distinct on (b.transaction_key)
+        b.transaction_key, r.channel, r.min_delay_days, r.max_delay_days,
+        {{ captured_date('m.captured') }} as bill_date
+    from bank_bookings as b
+    inner join ({{ settlement_recognition() }}) as r on r.account = b.account
+    left join lateral (
+        select coalesce(substring(b.remittance from p.pattern), '') as captured
+        from unnest(r.remittance_patterns) with ordinality as p (pattern, n)
+        where b.remittance ~ p.pattern
+        order by p.n
+        limit 1
+    ) as m on true
+    where b.direction = 'credit'
+      and ({{ payer_name_key('b.counterparty') }} = any (r.payer_names)
+           or b.counterparty_account = any (r.payer_accounts))
+    order by b.transaction_key, r.channel
+),
+
+-- A payout naming no bill date pays the bill day, within the expected delay, whose net equals
+-- it (the rule `settlement_by_amount` pairs them); if no bill day fits, the credit is an
+-- unidentified settlement.
+fits as (
+    select r.transaction_key
+    from recognised as r
+    inner join bank_bookings as b using (transaction_key)
+    where r.bill_date is null and exists (
+        select 1 from channel_batches as c
+        where c.channel = r.channel and c.direction = 'credit'
+          and c.amount_minor = b.amount_minor and c.currency = b.currency
+          and b.business_date - c.business_date between r.min_delay_days and r.max_delay_days)
 ),
 
 bank as (
     select
-        transaction_key, source, 'bank' as side,
-        case when reference like '%-SETTLE-%' then 'settlement' else 'booking' end as kind,
-        account, counterparty, reference, null::text as merchant_order_no,
-        null::text as channel_txn_no, bank_serial,
-        case when reference like '%-SETTLE-%' then reference end as settlement_batch,
-        null::text as channel, direction, amount_minor, 0::bigint as fee_minor, currency,
-        'success' as status, booked_at as event_at, business_date, file_id, line_no
-    from bank_bookings
+        b.transaction_key, b.source, 'bank' as side,
+        case
+            when r.transaction_key is null then 'booking'
+            when r.bill_date is not null or f.transaction_key is not null then 'settlement'
+            else 'unidentified_settlement'
+        end as kind,
+        b.account, b.counterparty, b.reference, null::text as merchant_order_no,
+        null::text as channel_txn_no, b.bank_serial,
+        -- the batch it pays, when it names its bill date (the batch's reference)
+        case when r.bill_date is not null
+            then upper(r.channel) || '-SETTLE-' || to_char(r.bill_date, 'YYYYMMDD')
+        end as settlement_batch,
+        r.channel, b.direction, b.amount_minor, 0::bigint as fee_minor, b.currency,
+        'success' as status, b.booked_at as event_at, b.business_date, b.file_id, b.line_no,
+        b.counterparty_account, b.remittance
+    from bank_bookings as b
+    left join recognised as r using (transaction_key)
+    left join fits as f using (transaction_key)
 ),
 
 unioned as (
-    {%- for part in ['platform_ledger', 'custody_flows', 'alipay', 'wechatpay', 'bank'] %}
-    select
-        {%- for column in columns %}
-        {{ column if part in partial_columns.get(column, [part]) else 'null::text as ' ~ column }}{{ ',' if not loop.last }}
+    {%- for part in ['platform_ledger', 'custody_flows', 'alipay', 'wechatpay', 'bank',
+                     'channel_batches'] %}
+    select {{ columns | join(', ') }}
+        {%- for column, type in extra_columns.items() %},
+        {{ column if column in part_extras.get(part, []) else 'null::' ~ type ~ ' as ' ~ column }}
         {%- endfor %}
     from {{ part }}
     {% if not loop.last %}union all{% endif %}

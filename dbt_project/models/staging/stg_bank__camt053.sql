@@ -17,6 +17,9 @@ select
     nullif(trim(bank_reference), '') as bank_serial,
     coalesce(nullif(trim(end_to_end_id), ''), nullif(trim(remittance), '')) as reference,
     nullif(trim(counterparty), '') as counterparty,
+    -- RltdPties/DbtrAcct (credit) or CdtrAcct (debit); RmtInf/Ustrd, else the entry's info
+    nullif(trim(counterparty_account), '') as counterparty_account,
+    coalesce(nullif(trim(remittance), ''), nullif(trim(additional_info), '')) as remittance,
     direction,
     amount_minor,
     upper(trim(currency)) as currency,

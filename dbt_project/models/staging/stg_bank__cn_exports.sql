@@ -6,7 +6,7 @@ with bookings as (
     {%- for bank in banks %}
     select
         '{{ bank }}' as source, account, booking_date, booking_time, bank_serial, reference,
-        summary, counterparty, direction, amount_minor, currency, business_date, file_id,
+        summary, counterparty, counterparty_account, direction, amount_minor, currency, business_date, file_id,
         line_no, record_no
     from ({{ loaded_rows('raw', bank) }}) as {{ bank }}
     {% if not loop.last %}union all{% endif %}
@@ -30,6 +30,10 @@ select
     nullif(trim(bank_serial), '') as bank_serial,
     coalesce(nullif(trim(reference), ''), nullif(trim(summary), '')) as reference,
     nullif(trim(counterparty), '') as counterparty,
+    nullif(trim(counterparty_account), '') as counterparty_account,
+    -- 摘要 and the remittance (附言, 交易详情, ...) as one text
+    nullif(concat_ws(' ', nullif(trim(summary), ''), nullif(trim(reference), '')), '')
+        as remittance,
     direction,
     amount_minor,
     upper(trim(currency)) as currency,

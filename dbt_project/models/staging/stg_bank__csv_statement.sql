@@ -19,6 +19,9 @@ select
     trim(bank_serial) as bank_serial,
     nullif(trim(reference), '') as reference,
     trim(counterparty) as counterparty,
+    -- the export has one text column: the reference is the remittance text
+    null::text as counterparty_account,
+    nullif(trim(reference), '') as remittance,
     case when credit_minor - debit_minor >= 0 then 'credit' else 'debit' end as direction,
     abs(credit_minor - debit_minor) as amount_minor,
     balance_minor,

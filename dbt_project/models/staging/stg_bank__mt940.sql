@@ -17,6 +17,9 @@ select
     nullif(trim(bank_reference), '') as bank_serial,
     nullif(trim(customer_reference), '') as reference,
     nullif(trim(info), '') as counterparty,
+    -- :86: is free text (payer and remittance together): the payer's account is not apart
+    null::text as counterparty_account,
+    nullif(trim(info), '') as remittance,
     direction,
     amount_minor,
     upper(trim(currency)) as currency,

@@ -7,7 +7,9 @@ currency, booked_at (naive local datetime64), bank_serial, reference, counterpar
 units}. One message; one <Stmt> per account (sorted), entries ordered by booked_at then
 bank_serial, with OPBD and CLBD balances (closing = opening + credits - debits) and a
 <TxsSummry>. Each entry is one <Ntry> with one <TxDtls>: bank_serial -> Ntry/AcctSvcrRef,
-reference -> Refs/EndToEndId, counterparty -> Dbtr/Nm of a credit, Cdtr/Nm of a debit.
+reference -> Refs/EndToEndId, counterparty -> Dbtr/Nm of a credit, Cdtr/Nm of a debit;
+optional columns counterparty_account -> DbtrAcct (CdtrAcct) /Id/Othr/Id (IBAN when it is
+one) and remittance -> RmtInf/Ustrd.
 `version` "02" or "08" picks the namespace and the few elements that differ.
 """
 
@@ -79,8 +81,18 @@ def _entries(rows: pd.DataFrame, credit: pd.Series, minor: pd.Series, currency: 
     name_xml = "<Nm>" + name + "</Nm>"
     if version != "02":
         name_xml = "<Pty>" + name_xml + "</Pty>"
-    parties = ("            <RltdPties><" + party + ">" + name_xml + "</" + party
-               + "></RltdPties>\n").where(name.ne(""), "")
+    empty = pd.Series("", index=index)
+    account = _escape(rows["counterparty_account"]) if "counterparty_account" in rows else empty
+    account_id = account.map(lambda a: f"<IBAN>{a}</IBAN>" if IBAN.match(a)
+                             else f"<Othr><Id>{a}</Id></Othr>")
+    account_xml = ("<" + party + "Acct><Id>" + account_id + "</Id></" + party
+                   + "Acct>").where(account.ne(""), "")
+    party_xml = ("<" + party + ">" + name_xml + "</" + party + ">").where(name.ne(""), "")
+    parties = ("            <RltdPties>" + party_xml + account_xml
+               + "</RltdPties>\n").where(name.ne("") | account.ne(""), "")
+    remittance = _escape(rows["remittance"]) if "remittance" in rows else empty
+    remittance_xml = ("            <RmtInf><Ustrd>" + remittance
+                      + "</Ustrd></RmtInf>\n").where(remittance.ne(""), "")
     reference = _escape(rows["reference"])
     refs = ("<EndToEndId>" + reference + "</EndToEndId>").where(reference.ne(""), "")
     return ("      <Ntry>\n"
@@ -96,6 +108,7 @@ def _entries(rows: pd.DataFrame, credit: pd.Series, minor: pd.Series, currency: 
             + "        <NtryDtls>\n          <TxDtls>\n"
             + "            <Refs>" + refs + "</Refs>\n"
             + parties
+            + remittance_xml
             + "          </TxDtls>\n        </NtryDtls>\n"
             + "      </Ntry>")
 

@@ -63,18 +63,25 @@ def balances_csv(b: pd.DataFrame) -> bytes:
 
 def bank_csv(bookings: pd.DataFrame, opening: int) -> bytes:
     """The generic bank CSV export for one account: debit and credit columns, the running
-    balance after each booking, amounts with thousands separators."""
+    balance after each booking, amounts with thousands separators. The export has one text
+    column: a booking with a remittance text (optional column `remittance`) shows it there,
+    before its reference."""
     (currency,) = bookings["currency"].unique()
     signed = np.where(bookings["direction"] == "credit", bookings["amount_minor"],
                       -bookings["amount_minor"])
     balance = pd.Series(opening + np.cumsum(signed), index=bookings.index)
     amount = money.series_format(bookings["amount_minor"], currency, grouped=True)
     booked = pd.to_datetime(bookings["booked_at"])
+    reference = bookings["reference"]
+    if "remittance" in bookings:
+        remittance = bookings["remittance"].fillna("").astype(str)
+        reference = (remittance + " " + reference.fillna("").astype(str)).where(
+            remittance.ne(""), reference)
     frame = pd.DataFrame({
         "Account": bookings["account"],
         "Value Date": booked.dt.strftime("%Y-%m-%d"),
         "Booking Time": booked.dt.strftime("%H:%M:%S"),
-        "Bank Serial": bookings["bank_serial"], "Reference": bookings["reference"],
+        "Bank Serial": bookings["bank_serial"], "Reference": reference,
         "Counterparty": bookings["counterparty"],
         "Debit": np.where(bookings["direction"] == "debit", amount, ""),
         "Credit": np.where(bookings["direction"] == "credit", amount, ""),

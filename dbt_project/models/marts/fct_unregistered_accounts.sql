@@ -1,0 +1,14 @@
+-- Bank statements for accounts that are not in the registry (include/accounts.yaml), per
+-- business date: loaded and kept, but in no reconciliation project (every project selects
+-- bank rows by the account's role). Named in the day's summary so someone registers them.
+select
+    business_date,
+    account,
+    source,
+    count(*) as booking_count,
+    coalesce(sum(amount_minor) filter (where direction = 'credit'), 0) as credits_minor,
+    coalesce(sum(amount_minor) filter (where direction = 'debit'), 0) as debits_minor,
+    min(file_id) as first_file_id
+from {{ ref('int_transactions') }}
+where side = 'bank' and account_role is null
+group by business_date, account, source
