@@ -373,6 +373,7 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "matched": int(outcomes.get("matched", 0)),
         "suspense": int(outcomes.get("suspense", 0)),
         "breaks": int(breaks),
+        "break_rows": int(outcomes.get("break", 0)),
         "incomplete": incomplete,
         "match_rate": projects,
         "run_id": run[0] if run else None,
