@@ -407,7 +407,7 @@ def test_a_sheet_past_excels_row_limit_keeps_the_first_rows_and_the_summary_says
     assert [r["参考号 / Reference"] for r in rows] == [f"R{i:03d}" for i in range(10)]
     assert [Decimal(str(r["金额 / Amount"])) for r in rows] == [Decimal(100 + i) / 100
                                                                 for i in range(10)]
-    assert book["挂账 Suspense"].auto_filter.ref == "A1:P11"
+    assert book["挂账 Suspense"].auto_filter.ref == "A1:Q11"
     notes = [r[0] for r in book["汇总 Summary"].iter_rows(values_only=True) if r[0]]
     assert any(n.startswith("挂账 Suspense: 仅前 10 行") for n in notes)
     assert not any(n.startswith("差异 Breaks: 仅前") for n in notes)

@@ -45,7 +45,7 @@ STAGED = {
     "wechatpay_trade_bill": "staging.stg_wechatpay__trade_bill",
 }
 BREAK_TYPES = ["missing_on_statement", "missing_on_platform", "amount_mismatch",
-               "status_mismatch", "duplicate", "timing"]
+               "status_mismatch", "duplicate", "timing", "unidentified_settlement"]
 
 # GX puts {batch} in a query as "(...) AS subselect" unless the query has a JOIN, in which
 # case it is "(...)" and the query names it: queries below follow that rule.

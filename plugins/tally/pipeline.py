@@ -381,6 +381,7 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "matched": int(outcomes.get("matched", 0)),
         "suspense": int(outcomes.get("suspense", 0)),
         "breaks": int(breaks),
+        "break_rows": int(outcomes.get("break", 0)),
         "incomplete": incomplete,
         "match_rate": projects,
         # statements for accounts not in include/accounts.yaml: loaded, not reconciled

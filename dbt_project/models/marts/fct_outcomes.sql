@@ -214,6 +214,8 @@ unmatched_outcomes as not materialized (
                 then 'duplicate'
             when candidate_key is not null and difference_minor <> 0 then 'amount_mismatch'
             when failed_key is not null or order_key is not null then 'status_mismatch'
+            -- a credit from a channel's payer that pays no bill day: not a customer's 长款
+            when kind = 'unidentified_settlement' then 'unidentified_settlement'
             when recon_side = 'left' then 'missing_on_statement'
             else 'missing_on_platform'
         end as break_type,
@@ -238,6 +240,9 @@ unmatched_outcomes as not materialized (
                      || ' side, but money moved'
             when order_key is not null
                 then 'order ' || merchant_order_no || ' refunded in full here; the platform holds it as paid'
+            when kind = 'unidentified_settlement'
+                then 'a payout from ' || coalesce(channel, 'a channel') || '''s payer that fits no bill day'
+                     || ' within its expected delay'
             when awaiting is not null
                 then 'awaiting ' || awaiting || ' for ' || to_char(business_date, 'YYYY-MM-DD')
                      || ' (not received)'
