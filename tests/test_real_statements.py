@@ -8,10 +8,14 @@ and corrections.
 Day 1 (2019-02-19, the public sample bill): one bill payment the platform never recorded (长款),
 one recorded with another amount, one the platform holds as failed, one platform order the
 bill does not have (短款), one still processing, and one paid at 23:59:50 that the bill books
-just after midnight.
-Day 2 (hand-written bill): the late payment arrives (the break closes as a timing difference),
-and the channel refunds in full an order the platform holds as paid (a console refund).
-Day 3: the bill does not add up and is quarantined: the day's orders wait for it, saying so.
+just after midnight. The bill day waits for its payout as one item.
+Day 2 (hand-written bill; the collection account's camt.053 statement): WeChat Pay pays day 1
+out from its legal entity (财付通支付科技有限公司) with a numeric end-to-end id and a remittance
+that does not name the bill date, the net the bill's own summary gives; the late payment
+arrives (the break closes as a timing difference); the channel refunds in full an order the
+platform holds as paid (a console refund); a statement comes for an account nobody registered.
+Day 3: the bill does not add up and is quarantined: the day's orders wait for it, saying so;
+the payout of day 2, naming its bill date, is 1.00 short: one break for the batch.
 """
 
 from __future__ import annotations
@@ -24,9 +28,23 @@ import pytest
 
 from tally import cli, money
 from tests.real_days import WECHAT_SAMPLE, Ledger, WechatRow, sample_wechat_rows, wechat_bill
+from tests.test_settlement import ACCOUNT, camt053
 
 DAY1, DAY2, DAY3 = date(2019, 2, 19), date(2019, 2, 20), date(2019, 2, 21)
 PROJECT = "platform_vs_wechatpay"
+SETTLEMENT = "channel_settlement_vs_bank"
+TENPAY = "财付通支付科技有限公司"  # WeChat Pay's legal entity, the payer of its payouts
+STRANGER = "6230580000099990001"  # an account the registry (include/accounts.yaml) lacks
+# Day 1's net as the public sample bill's own summary gives it: 应结订单总金额 0.47 − 退款总金额
+# 0.14 − 手续费总金额 0.08.
+DAY1_NET_MINOR = 47 - 14 - 8
+DAY2_NET_MINOR = 1200 + 2500 + 888  # its three payments (no fee); the refund is below
+
+
+def tenpay_payout(minor: int, remittance: str, serial: str) -> dict:
+    return {"minor": minor, "time": "09:30:00", "serial": serial,
+            "end_to_end_id": f"1000{serial[-6:]}2019022000371", "payer": TENPAY,
+            "payer_account": "1211000000000000001", "remittance": remittance}
 
 
 def _payments(rows: list[dict]) -> list[dict]:
@@ -80,12 +98,22 @@ def outside(request, tmp_path_factory):
                          WechatRow("2019-02-21 10:00:03", "OUTSIDE-0221-02", "19.90")],
                         settled_total="39.89")  # the rows add up to 29.89
 
+    refunded_minor = money.to_minor(console_refunded["应结订单金额"], "CNY")
+    payout1 = tenpay_payout(DAY1_NET_MINOR, "微信支付商户结算款", "WX0220000017")
+    statement2 = camt053(DAY2, [payout1])
+    stranger = camt053(DAY2, [tenpay_payout(5_000, "往来款", "XX0220000001")], account=STRANGER)
+    statement3 = camt053(DAY3, [tenpay_payout(DAY2_NET_MINOR - refunded_minor - 100,
+                                              "2019-02-20 交易结算", "WX0221000009")],
+                         opening_minor=1_000_000 + DAY1_NET_MINOR)
     files = {DAY1: [("platform_ledger", "ledger_20190219.csv", day1.csv()),
                     ("wechatpay_trade_bill", "wpap-bill.ALL.csv", WECHAT_SAMPLE.read_bytes())],
              DAY2: [("platform_ledger", "ledger_20190220.csv", day2.csv()),
-                    ("wechatpay_trade_bill", "bill_20190220.csv", bill2)],
+                    ("wechatpay_trade_bill", "bill_20190220.csv", bill2),
+                    ("bank_camt053", f"camt053_{ACCOUNT}_20190220.xml", statement2),
+                    ("bank_camt053", f"camt053_{STRANGER}_20190220.xml", stranger)],
              DAY3: [("platform_ledger", "ledger_20190221.csv", day3.csv()),
-                    ("wechatpay_trade_bill", "bill_20190221.csv", bill3)]}
+                    ("wechatpay_trade_bill", "bill_20190221.csv", bill3),
+                    ("bank_camt053", f"camt053_{ACCOUNT}_20190221.xml", statement3)]}
     printed, codes = {}, {}
     for day, day_files in files.items():
         for source, name, data in day_files:
@@ -99,7 +127,7 @@ def outside(request, tmp_path_factory):
         printed[day] = out.getvalue()
     refs = {"never_recorded": never_recorded["商户订单号"],
             "other_amount": other_amount["商户订单号"], "failed": failed["商户订单号"],
-            "console_refunded": console_refunded["商户订单号"],
+            "console_refunded": console_refunded["商户订单号"], "refunded_minor": refunded_minor,
             "other_amount_minor": money.to_minor(other_amount["应结订单金额"], "CNY")}
     return settings, refs, printed, codes
 
@@ -190,3 +218,53 @@ def test_day_three_a_quarantined_bill_makes_the_orders_wait_saying_so(outside, c
         "select complete, awaiting_sources from reporting.daily_summary where business_date"
         " = %s and project = %s", (DAY3, PROJECT)).fetchone()
     assert complete == (False, "wechatpay_trade_bill")
+
+
+def settlement(conn, day) -> set[tuple]:
+    return set(conn.execute(
+        "select source, kind, outcome, break_type, amount_difference_minor from"
+        " marts.fct_outcomes where as_of_date = %s and project = %s",
+        (day, SETTLEMENT)).fetchall())
+
+
+def test_a_bill_day_waits_as_one_item_for_its_payout(outside, conn):
+    assert settlement(conn, DAY1) == {
+        ("channel_batch", "settlement_batch", "suspense", "missing_on_statement", None)}
+    assert conn.execute(
+        "select count(*) from reporting.suspense where business_date = %s and project = %s",
+        (DAY1, SETTLEMENT)).fetchone()[0] == 1
+
+
+def test_the_channel_pays_from_its_legal_entity_with_a_numeric_reference(outside, conn):
+    """No remittance names the bill date and no reference follows a pattern of ours: the payer
+    is WeChat Pay's legal entity, and the bill day within the delay whose net (the bill's own
+    summary) the credit is, is the one it pays."""
+    assert settlement(conn, DAY2) == {
+        ("channel_batch", "settlement_batch", "matched", None, None),
+        ("bank_camt053", "settlement", "matched", None, None),
+        ("channel_batch", "settlement_batch", "suspense", "missing_on_statement", None)}
+    paid = conn.execute(
+        "select left_business_date, right_reference, rule from marts.fct_matches"
+        " where as_of_date = %s and project = %s", (DAY2, SETTLEMENT)).fetchall()
+    assert [(day, reference.isdigit(), rule) for day, reference, rule in paid] == [
+        (DAY1, True, "settlement_by_amount")]
+    # Nothing of it is a customer's transfer.
+    assert conn.execute("select count(*) from reporting.outcomes where business_date = %s"
+                        " and project = 'platform_vs_bank'", (DAY2,)).fetchone()[0] == 0
+
+
+def test_a_short_payout_is_one_break_for_the_batch(outside, conn):
+    _, refs, _, _ = outside
+    rows = conn.execute(
+        "select break_type, left_reference, left_amount_minor, right_amount_minor,"
+        " amount_difference_minor, row_count from reporting.breaks where business_date = %s"
+        " and project = %s", (DAY3, SETTLEMENT)).fetchall()
+    net = DAY2_NET_MINOR - refs["refunded_minor"]
+    assert rows == [("amount_mismatch", "WECHATPAY-SETTLE-20190220", net, net - 100, -100, 4)]
+
+
+def test_a_statement_of_an_account_nobody_registered_is_named(outside, conn):
+    _, _, printed, _ = outside
+    assert f"UNREGISTERED {STRANGER} (bank_camt053, 1 bookings)" in printed[DAY2]
+    assert conn.execute("select count(*) from marts.fct_outcomes where account = %s",
+                        (STRANGER,)).fetchone()[0] == 0

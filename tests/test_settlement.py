@@ -237,8 +237,6 @@ def test_a_payout_fitting_no_bill_day_is_an_unidentified_settlement(unidentified
         assert outcomes(conn, day, "platform_vs_bank") == []
 
 
-@pytest.mark.xfail(strict=True, reason="fct_outcomes (being rewritten by its owner) does not "
-                   "yet type an unmatched row of kind unidentified_settlement by its kind")
 def test_an_unidentified_settlement_has_its_own_break_type(unidentified, conn):
     assert conn.execute(
         "select break_type, label_zh, needs_person from marts.fct_breaks where as_of_date = %s"
