@@ -185,7 +185,8 @@ def test_day_two_the_late_payment_closes_its_break_as_timing(outside, conn):
         ("status_mismatch", refs["failed"], refs["failed"], True),
         ("missing_on_statement", "OUTSIDE-MISSING-0219", None, True),
         ("timing", "OUTSIDE-LATE-0219", "OUTSIDE-LATE-0219", False),
-        ("status_mismatch", refs["console_refunded"], refs["console_refunded"], True),
+        # the refund is known by its refund number; the break names the order it refunds
+        ("status_mismatch", refs["console_refunded"], "REFCONSOLE0220", True),
     }
     timing = conn.execute(
         "select left_business_date, right_business_date from reporting.breaks"

@@ -80,6 +80,8 @@ select
         as left_business_date,
     case when d.recon_side = 'right' then d.business_date else d.counterpart_business_date end
         as right_business_date,
+    -- a settlement batch's bill rows (they link to it by settlement_batch)
+    d.row_count,
     d.file_id,
     d.line_no
 from one_per_difference as d

@@ -264,7 +264,7 @@ open_rows as not materialized (
     select
         o.project, o.transaction_key, o.recon_side, o.side, o.source, o.kind, o.reference,
         o.account, o.direction, o.amount_minor, o.currency, o.status, o.event_at,
-        o.business_date, o.file_id, o.line_no,
+        o.business_date, o.file_id, o.line_no, o.row_count,
         'matched' as outcome,
         case
             when m.across_dates then 'timing'
@@ -279,7 +279,7 @@ open_rows as not materialized (
     select
         u.project, u.transaction_key, u.recon_side, u.side, u.source, u.kind, u.reference,
         u.account, u.direction, u.amount_minor, u.currency, u.status, u.event_at,
-        u.business_date, u.file_id, u.line_no,
+        u.business_date, u.file_id, u.line_no, u.row_count,
         u.outcome, u.break_type,
         null, null, u.counterpart, u.difference_minor, false, u.explanation, u.awaiting
     from unmatched_outcomes as u
@@ -336,6 +336,7 @@ select
     o.status_corrected,
     o.awaiting,
     o.explanation,
+    o.row_count,
     o.file_id,
     o.line_no
 from open_rows as o

@@ -29,5 +29,6 @@ select
     right_key,
     right_reference,
     right_amount_minor,
-    right_business_date
+    right_business_date,
+    row_count
 from {{ ref('fct_breaks') }}
