@@ -122,3 +122,21 @@ def test_an_unregistered_accounts_statement_is_named_in_the_day_summary(clean, c
     assert conn.execute("select account_role, kind, channel from intermediate.int_transactions"
                         " where side = 'bank'").fetchall() == [
         ("collection", "unidentified_settlement", "alipay")]
+
+
+def test_a_run_records_the_registry_among_the_rules_in_force(clean, conn, tmp_path):
+    """Changing how payouts are recognised changes the digest every published day names."""
+    settings = clean
+    pipeline.start_run(settings, "run-a", D1)
+    pipeline.fail_run(settings, "run-a", "done with it")
+    include = tmp_path / "include"
+    shutil.copytree(settings.include_dir, include)
+    registry = include / "accounts.yaml"
+    registry.write_text(registry.read_text(encoding="utf-8").replace(
+        "delay_days: [1, 3]", "delay_days: [1, 5]", 1), encoding="utf-8")
+    pipeline.start_run(dataclasses.replace(settings, include_dir=include), "run-b", D1)
+    pipeline.fail_run(settings, "run-b", "done with it")
+    runs = dict(conn.execute("select run_id, rules_digest from tally.runs").fetchall())
+    rules = conn.execute("select rules from tally.runs where run_id = 'run-a'").fetchone()[0]
+    assert rules["accounts"] == accounts.load(settings).dbt_var()
+    assert runs["run-a"] != runs["run-b"]

@@ -106,9 +106,10 @@ def camt053(day: date, entries: list[dict], opening_minor: int = 1_000_000,
 """.encode()
 
 
-def payout(minor: int, remittance: str = "支付宝结算款", serial: str = "AS2026112100017") -> dict:
+def payout(minor: int, remittance: str = "支付宝结算款", serial: str = "AS2026112100017",
+           payer: str = ALIPAY) -> dict:
     return {"minor": minor, "time": "08:15:00", "serial": serial,
-            "end_to_end_id": "20261121800100375512", "payer": ALIPAY,
+            "end_to_end_id": "20261121800100375512", "payer": payer,
             "payer_account": "1234567890123456789", "remittance": remittance}
 
 
@@ -172,11 +173,13 @@ def test_a_bill_day_waits_as_one_item_and_matches_the_next_mornings_payout(clean
 
 
 def test_a_payout_naming_its_bill_date_matches_its_batch(clean, conn):
+    """Also: the bank prints the payer's name with ASCII parentheses and an account suffix."""
     settings = clean
     first_day(settings)
     run_day(settings, D2, {"bank_camt053": (
         f"camt053_{ACCOUNT}_20261121.xml",
-        camt053(D2, [payout(NET_MINOR, remittance="支付宝结算 账单日2026-11-20")]))})
+        camt053(D2, [payout(NET_MINOR, remittance="支付宝结算 账单日2026-11-20",
+                            payer="支付宝(中国)网络技术有限公司 客户备付金")]))})
     assert conn.execute(
         "select rule from marts.fct_matches where as_of_date = %s and project = %s",
         (D2, PROJECT)).fetchall() == [("batch_exact",)]

@@ -368,7 +368,8 @@ def _payouts(rows: pd.DataFrame, day: Day) -> pd.DataFrame:
             if rule.account != candidates.at[index, "account"]:
                 continue
             payer_account = candidates.at[index, "counterparty_account"]
-            if names[index] in {_name_key(n) for n in rule.payer_names} or (
+            name = names[index] if isinstance(names[index], str) else None
+            if (name is not None and any(_name_key(n) in name for n in rule.payer_names)) or (
                     isinstance(payer_account, str) and payer_account in rule.payer_accounts):
                 found = rule
                 break
@@ -742,7 +743,8 @@ def _transactions_sql(day: Day) -> str:
         where b.direction = 'credit' and exists (
             select 1 from payout_payers as p
             where p.account = s.account and p.channel = s.channel
-              and (p.name_key = {name_key} or p.payer_account = b.counterparty_account))
+              and (contains({name_key}, p.name_key)
+                   or p.payer_account = b.counterparty_account))
         qualify row_number() over (partition by b.transaction_key order by s.channel) = 1"""
     batches = """
         select md5(concat_ws('|', 'channel_batch', channel, account,

@@ -157,9 +157,11 @@ def start_run(settings: Settings, run_id: str, business_date: date, dry_run: boo
     """Record the run, the code version and the reconciliation rules it uses; take the
     warehouse's run lock (waiting up to `wait_seconds` for another run to finish); refuse a
     date whose previous date has files but was never reconciled."""
-    from tally import recon, runlock
+    from tally import accounts, recon, runlock
 
-    rules = recon.load(settings)
+    # The rules in force include the account registry: it decides which rows each project
+    # holds and which bank credits are a channel's payout.
+    rules = {**recon.load(settings), "accounts": accounts.load(settings).dbt_var()}
     with postgres.connect(settings, autocommit=True) as conn:
         warehouse.ensure_schema(conn)
         conn.execute(

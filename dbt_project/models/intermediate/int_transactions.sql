@@ -164,7 +164,9 @@ recognised as (
         limit 1
     ) as m on true
     where b.direction = 'credit'
-      and ({{ payer_name_key('b.counterparty') }} = any (r.payer_names)
+      -- the payer's name contains one of the channel's (MT940's :86: is the whole text)
+      and (exists (select 1 from unnest(r.payer_names) as n (name)
+                   where strpos({{ payer_name_key('b.counterparty') }}, n.name) > 0)
            or b.counterparty_account = any (r.payer_accounts))
     order by b.transaction_key, r.channel
 ),
