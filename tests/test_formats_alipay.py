@@ -371,3 +371,18 @@ def test_handwritten_detail_alone_is_accepted():
 
     name, data = handwritten.alipay_zip(None)
     assert len(formats.parse(data, BILL, name).rows) == 4
+
+
+def test_handwritten_bill_with_a_refund_charging_a_fee_is_refused():
+    """fee_sign as_printed_cost: a refund row's 服务费 is returned (<= 0)."""
+    from tests import handwritten
+
+    name, data = handwritten.alipay_zip(None)
+    files = members(data)
+    detail = detail_name(files)
+    files[detail] = edit(files[detail], r",RF-20261120-0001-A\t,-0.18,",
+                         ",RF-20261120-0001-A\t,0.18,")
+    with pytest.raises(formats.FormatError) as caught:
+        formats.parse(rezip(files), BILL, name)
+    assert (caught.value.line, caught.value.field_name) == (8, "fee")
+    assert detail in caught.value.message

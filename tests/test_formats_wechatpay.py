@@ -86,9 +86,10 @@ def test_rendered_trade_bill_reads_back_exactly(trades, bill_type, packed):
     if bill_type == "REFUND":
         assert rows["refund_completed_at"].tolist() == times(keep["completed_at"])
     assert rows["line_no"].tolist() == list(range(2, 2 + len(keep)))
-    assert [c.split(":")[0] for c in parsed.checks] == [f"summary {name}" for name in [
+    summaries = [f"summary {name}" for name in [
         "总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额",
         "订单总金额", "申请退款总金额"]]
+    assert [c.split(":")[0] for c in parsed.checks] == ["fee signs", *summaries]
 
 
 def test_columns_are_read_by_name_not_position(trades):
@@ -185,7 +186,8 @@ def test_merchant_bill_sample_reconciles():
     refunds = rows[rows["kind"].eq("refund")]
     assert set(refunds["trade_status"]) == {"REFUND"}
     assert set(rows.loc[rows["kind"].eq("payment"), "trade_status"]) == {"SUCCESS"}
-    assert len(parsed.checks) == 7  # every summary total of the 2019 layout
+    # every summary total of the 2019 layout, and the fee signs
+    assert len(parsed.checks) == 8 and "fee signs: as_printed_cost" in parsed.checks
     assert rows["fee"].str.fullmatch(r"\d+\.\d{5}").all()
 
 
@@ -195,7 +197,7 @@ def test_gzipped_tab_separated_sandbox_sample_reconciles():
     text = gzip.decompress(path.read_bytes()).decode()
     assert len(parsed.rows) == text.count("\r\n") - 3
     assert "summary 总交易单数: 1269 rows" in parsed.checks
-    assert len(parsed.checks) == 7
+    assert len(parsed.checks) == 8
     # Excel-mangled identifiers and dates stay as the text given
     assert parsed.rows["channel_txn_no"].iloc[0] == "4.00123E+27"
     assert parsed.rows["trade_time"].iloc[0] == "2016/5/4 2:18"
@@ -248,3 +250,24 @@ def test_fund_bill_summary_mismatch_names_the_field():
     with pytest.raises(formats.FormatError) as caught:
         formats.parse(fund(out="20.61"), FUND, "fund.csv")
     assert (caught.value.line, caught.value.field_name) == (6, "支出金额")
+
+
+def test_public_sample_fees_fit_the_configured_fee_sign():
+    parsed = formats.parse((SAMPLES / "wpap-bill.ALL.csv").read_bytes(), TRADE, "bill.csv")
+    assert "fee signs: as_printed_cost" in parsed.checks
+    refunds = parsed.rows[parsed.rows["kind"].eq("refund")]
+    assert refunds["fee_minor"].eq(0).all()  # the sample's refund rows print 0.00000
+
+
+def test_a_refund_row_charging_a_fee_is_refused_naming_line_and_field():
+    """fee_sign as_printed_cost: a refund row's fee is returned (<= 0). A positive one means
+    the bill is in another convention, which would turn its fees around unseen."""
+    text = (SAMPLES / "wpap-bill.ALL.csv").read_bytes().decode("utf-8-sig")
+    lines = text.split("\r\n")
+    row = next(i for i, line in enumerate(lines) if ",`REFUND," in line)
+    lines[row] = lines[row].replace(",`0.00000,`39.00%,", ",`0.01000,`39.00%,")
+    lines[-2] = lines[-2].replace(",`0.08,", ",`0.09,")  # the summary still agrees
+    with pytest.raises(formats.FormatError) as caught:
+        formats.parse("\r\n".join(lines).encode("utf-8-sig"), TRADE, "bill.csv")
+    assert (caught.value.line, caught.value.field_name) == (row + 1, "fee")
+    assert "does not fit fee_sign as_printed_cost" in caught.value.message

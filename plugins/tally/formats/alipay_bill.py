@@ -92,6 +92,7 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
                 frame = read_member(section, headers, spec, file_name)
                 rows = finish_source(frame, config, file_name)
                 frames[role], encoding = (rows, config.amounts), used
+                checks += check_fee_sign(rows, config.fee_sign, file_name)
             elif "table" in spec:
                 table = spec["table"]
                 frame = read_member(section, spec["headers"], spec, file_name)
@@ -369,6 +370,35 @@ def check_signs(rows: pd.DataFrame, spec: dict, file_name: str) -> list[str]:
                               f"with {rule} are negative, others positive",
                               int(rows.at[first, "line_no"]), column)
     return [f"signs: {int(negative.sum())} negative rows, {int((~negative).sum())} positive"]
+
+
+# fee_sign (the source configuration; docs/formats.md "Channel fees") -> the sign a printed fee
+# may have on payment rows and on refund rows: +1 (>= 0), -1 (<= 0).
+FEE_SIGN_RULES = {
+    "as_printed_cost": (1, -1, "charged on a payment is positive, returned on a refund "
+                              "negative"),
+    "as_printed_deduction": (-1, 1, "charged on a payment is negative, returned on a refund "
+                                    "positive"),
+    "charged_on_payments": (1, 1, "is printed without a sign"),
+}
+
+
+def check_fee_sign(rows: pd.DataFrame, convention: str | None, file_name: str,
+                   fee: str = "fee") -> list[str]:
+    """The printed fees have the signs the source's `fee_sign` convention says: a bill printed
+    in another convention would turn fees returned into fees charged (or back) unseen."""
+    if convention is None:
+        return []
+    on_payment, on_refund, said = FEE_SIGN_RULES[convention]
+    minor = rows[f"{fee}_minor"]
+    sign = np.where(rows["kind"].eq("refund"), on_refund, on_payment)
+    wrong = (minor * sign).lt(0)
+    if wrong.any():
+        first = wrong.idxmax()
+        raise FormatError(file_name, f"fee {rows.at[first, fee]!r} on a {rows.at[first, 'kind']}"
+                          f" row does not fit fee_sign {convention}: a fee {said}",
+                          int(rows.at[first, "line_no"]), fee)
+    return [f"fee signs: {convention}"]
 
 
 def check_footer(section: Section, footer: dict, rows: pd.DataFrame, amounts: dict,

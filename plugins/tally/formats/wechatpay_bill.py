@@ -25,6 +25,7 @@ from tally.formats import FormatError, Parsed
 from tally.formats.alipay_bill import (
     MAX_BYTES,
     check_balance,
+    check_fee_sign,
     check_total,
     clean,
     header_key,
@@ -46,7 +47,7 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
     section = read_section(text, options, config.delimiter, file_name)
     headers = {c: h for c, h in config.columns.items() if h is not None}
     rows = finish_source(read_member(section, headers, options, file_name), config, file_name)
-    checks = []
+    checks = check_fee_sign(rows, config.fee_sign, file_name)
     if "summary" in options:
         checks += check_summary(section, options["summary"], rows, config.amounts, file_name)
     if "balance" in options:
