@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from datetime import date
 
 import pytest
 
-from tally import cli, money
+from tally import cli, money, storage
 from tests.real_days import WECHAT_SAMPLE, Ledger, WechatRow, sample_wechat_rows, wechat_bill
+from tests.receivers import WebhookReceiver
 from tests.test_settlement import ACCOUNT, camt053
 
 DAY1, DAY2, DAY3 = date(2019, 2, 19), date(2019, 2, 20), date(2019, 2, 21)
@@ -114,17 +116,26 @@ def outside(request, tmp_path_factory):
              DAY3: [("platform_ledger", "ledger_20190221.csv", day3.csv()),
                     ("wechatpay_trade_bill", "bill_20190221.csv", bill3),
                     ("bank_camt053", f"camt053_{ACCOUNT}_20190221.xml", statement3)]}
-    printed, codes = {}, {}
-    for day, day_files in files.items():
-        for source, name, data in day_files:
-            path = folder / day.isoformat() / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            assert cli.main(["upload", "--source", source, "--date", day.isoformat(),
-                             str(path)]) == 0
-        with contextlib.redirect_stdout(io.StringIO()) as out:
-            codes[day] = cli.main(["run", "--date", day.isoformat()])
-        printed[day] = out.getvalue()
+    printed, codes, alerted = {}, {}, {}
+    # The daily run's alerts go to a local webhook, as a deployment's would.
+    with WebhookReceiver() as hook:
+        os.environ["TALLY_ALERT_WEBHOOK_URL"] = hook.url
+        try:
+            for day, day_files in files.items():
+                for source, name, data in day_files:
+                    path = folder / day.isoformat() / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                    assert cli.main(["upload", "--source", source, "--date", day.isoformat(),
+                                     str(path)]) == 0
+                sent = len(hook.posts)
+                with contextlib.redirect_stdout(io.StringIO()) as out:
+                    codes[day] = cli.main(["run", "--date", day.isoformat()])
+                printed[day] = out.getvalue()
+                alerted[day] = {p["json"]["kind"]: p["json"] for p in hook.posts[sent:]}
+        finally:
+            os.environ.pop("TALLY_ALERT_WEBHOOK_URL")
+    printed["alerts"] = alerted
     refs = {"never_recorded": never_recorded["商户订单号"],
             "other_amount": other_amount["商户订单号"], "failed": failed["商户订单号"],
             "console_refunded": console_refunded["商户订单号"], "refunded_minor": refunded_minor,
@@ -146,7 +157,7 @@ def suspense(conn, day) -> set[tuple]:
 
 def test_every_day_is_published(outside, conn):
     _, _, printed, codes = outside
-    assert codes == {DAY1: 0, DAY2: 0, DAY3: 0}, printed
+    assert codes == {DAY1: 0, DAY2: 0, DAY3: 0}, {d: printed[d] for d in codes}
     assert conn.execute(
         "select count(*) from tally.runs where status = 'published' and gate_passed"
     ).fetchone()[0] == 3
@@ -199,10 +210,11 @@ def test_day_two_the_late_payment_closes_its_break_as_timing(outside, conn):
     assert len(keys[0] & keys[1]) == 3
 
 
-def test_day_three_a_quarantined_bill_makes_the_orders_wait_saying_so(outside, conn):
+def test_day_three_a_quarantined_bill_makes_the_orders_wait_saying_so(outside, conn, s3):
     """Nothing is a break on a side that was never received: the day's orders wait for the
-    bill, the project is incomplete in the summary, the gate's verdict and the report."""
-    _, _, printed, _ = outside
+    bill, the project is incomplete in the summary, the gate's verdict, the report and the
+    alert."""
+    settings, _, printed, _ = outside
     assert conn.execute(
         "select status from tally.files where source = 'wechatpay_trade_bill'"
         " and business_date = %s", (DAY3,)).fetchall() == [("quarantined",)]
@@ -219,6 +231,17 @@ def test_day_three_a_quarantined_bill_makes_the_orders_wait_saying_so(outside, c
         "select complete, awaiting_sources from reporting.daily_summary where business_date"
         " = %s and project = %s", (DAY3, PROJECT)).fetchone()
     assert complete == (False, "wechatpay_trade_bill")
+    uri = conn.execute("select report_uri from tally.runs where business_date = %s"
+                       " and status = 'published'", (DAY3,)).fetchone()[0]
+    prefix = uri.removeprefix(f"s3://{settings.s3.published_bucket}/")
+    html = storage.get_bytes(s3, settings.s3.published_bucket,
+                             f"{prefix}report_{DAY3}.html").decode("utf-8")
+    assert "Incomplete projects" in html and "wechatpay_trade_bill" in html
+    # The alert says so too; a complete day sends none.
+    alerted = printed["alerts"]
+    assert alerted[DAY3]["projects_incomplete"]["details"] == {
+        "incomplete": {PROJECT: "wechatpay_trade_bill"}}
+    assert "projects_incomplete" not in alerted[DAY1]
 
 
 def settlement(conn, day) -> set[tuple]:
@@ -241,8 +264,8 @@ def test_the_channel_pays_from_its_legal_entity_with_a_numeric_reference(outside
     is WeChat Pay's legal entity, and the bill day within the delay whose net (the bill's own
     summary) the credit is, is the one it pays."""
     assert settlement(conn, DAY2) == {
-        ("channel_batch", "settlement_batch", "matched", None, None),
-        ("bank_camt053", "settlement", "matched", None, None),
+        ("channel_batch", "settlement_batch", "matched", None, 0),
+        ("bank_camt053", "settlement", "matched", None, 0),
         ("channel_batch", "settlement_batch", "suspense", "missing_on_statement", None)}
     paid = conn.execute(
         "select left_business_date, right_reference, rule from marts.fct_matches"
