@@ -245,3 +245,25 @@ def test_an_unidentified_settlement_has_its_own_break_type(unidentified, conn):
         "select break_type, label_zh, needs_person from marts.fct_breaks where as_of_date = %s"
         " and source = 'bank_camt053'", (D3,)).fetchall() == [
         ("unidentified_settlement", "未识别结算款", True)]
+
+
+def test_a_bill_days_net_is_what_the_merchant_receives_after_its_own_discounts(clean, conn):
+    """A payment of 100.00 on which the merchant gave 5.00 of its own discount (商家优惠): Alipay
+    settles its 商家实收 of 95.00, so the batch is 5.00 less than the order amounts say."""
+    text = BILL.decode("gbk")
+    discounted = text.replace(",100.00,100.00,0.00,0.00,0.00,0.00,0.00,,0.00\t",
+                              ",100.00,95.00,0.00,0.00,0.00,5.00,0.00,,0.00\t")
+    discounted = discounted.replace("商家实收共150.00元，商家优惠共0.00元",
+                                    "商家实收共145.00元，商家优惠共5.00元")
+    assert discounted.count("95.00") == 1 and "145.00" in discounted
+    run_day(clean, D1, {
+        "alipay_bill": ("20881020000000010156_20261120_业务明细.csv", discounted.encode("gbk")),
+        "bank_camt053": (f"camt053_{ACCOUNT}_20261120.xml", camt053(D1, [])),
+    })
+    assert conn.execute(
+        "select amount_minor, row_count from intermediate.int_transactions"
+        " where source = 'channel_batch'").fetchall() == [(NET_MINOR - 500, 3)]
+    # The order itself still reconciles against the platform at its order amount.
+    assert conn.execute(
+        "select amount_minor from intermediate.int_transactions where source = 'alipay_bill'"
+        " and reference = 'ORDER-1001'").fetchall() == [(10000,)]

@@ -77,7 +77,7 @@ alipay as (
         'ALIPAY-SETTLE-' || to_char(business_date, 'YYYYMMDD') as settlement_batch,
         'alipay' as channel, direction, amount_minor, fee_minor, currency,
         'success' as status, completed_at as event_at, business_date, file_id, line_no,
-        merchant_order_no as original_order_no
+        merchant_order_no as original_order_no, settlement_amount_minor
     from {{ ref('stg_alipay__bill') }}
 ),
 
@@ -118,6 +118,8 @@ bank_bookings as (
 ),
 
 -- One batch per channel bill day: what the channel owes for it (payments - refunds - fees).
+-- What Alipay settles of a row is its 商家实收 (the order amount less the merchant's own
+-- discounts), not its 订单金额; WeChat Pay's amount already is its 应结订单金额.
 channel_batches as (
     select
         {{ stable_key('channel_batch', ['channel', 'account', 'business_date', 'currency']) }}
@@ -138,7 +140,7 @@ channel_batches as (
                max(event_at) as event_at, count(*) as row_count
         from (
             select channel, account, business_date, currency, settlement_batch, direction,
-                   amount_minor, fee_minor, event_at from alipay
+                   settlement_amount_minor as amount_minor, fee_minor, event_at from alipay
             union all
             select channel, account, business_date, currency, settlement_batch, direction,
                    amount_minor, fee_minor, event_at from wechatpay

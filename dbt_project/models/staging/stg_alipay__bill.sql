@@ -23,6 +23,9 @@ select
     nullif(trim(refund_no), '') as refund_no,
     case when kind = 'refund' then 'debit' else 'credit' end as direction,
     abs(amount_minor) as amount_minor,
+    -- 商家实收: what the merchant receives of it (the order amount less the merchant's own
+    -- discounts), the amount the channel settles
+    abs(settlement_amount_minor) as settlement_amount_minor,
     {{ fee_cost('alipay_bill') }} as fee_minor,
     upper(trim(currency)) as currency,
     {{ local_timestamp('created_at') }} as created_at,
