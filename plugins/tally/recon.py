@@ -33,6 +33,10 @@ def _days(value, where: str) -> None:
 def validate(config: dict) -> None:
     for kind, days in (config.get("in_flight_days") or {}).items():
         _days(days, f"in_flight_days.{kind}")
+    for channel, bills in (config.get("channel_bills") or {}).items():
+        if not isinstance(bills, list) or not all(
+                isinstance(b, str) and b.isidentifier() for b in bills):
+            raise RulesError(f"channel_bills.{channel}: a list of source names, not {bills!r}")
     names = set()
     for project in config.get("projects", []):
         name = project.get("project")

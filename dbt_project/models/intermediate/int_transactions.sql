@@ -14,8 +14,9 @@
 {#- Columns only some parts have (null in the others). original_order_no: the order a row
     belongs to (a refund's original order; a payment's own). #}
 {%- set extra_columns = {'counterparty_account': 'text', 'remittance': 'text',
-                         'row_count': 'bigint', 'original_order_no': 'text'} %}
-{%- set part_extras = {'bank': ['counterparty_account', 'remittance'],
+                         'row_count': 'bigint', 'original_order_no': 'text',
+                         'paid_bill_date': 'date'} %}
+{%- set part_extras = {'bank': ['counterparty_account', 'remittance', 'paid_bill_date'],
                        'channel_batches': ['row_count'],
                        'platform_ledger': ['original_order_no'],
                        'alipay': ['original_order_no'],
@@ -203,7 +204,10 @@ bank as (
         end as settlement_batch,
         r.channel, b.direction, b.amount_minor, 0::bigint as fee_minor, b.currency,
         'success' as status, b.booked_at as event_at, b.business_date, b.file_id, b.line_no,
-        b.counterparty_account, b.remittance
+        b.counterparty_account, b.remittance,
+        -- the bill day a payout pays: the one it names, else the latest its delay allows; a
+        -- payout waits while its channel's bill of that day has not been received
+        coalesce(r.bill_date, b.business_date - r.min_delay_days) as paid_bill_date
     from bank_bookings as b
     left join recognised as r using (transaction_key)
     left join fits as f using (transaction_key)

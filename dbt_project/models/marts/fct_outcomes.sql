@@ -158,17 +158,43 @@ expected_sources (project, recon_side, source) as (
     {%- endif %}
 ),
 
-awaiting as not materialized (
-    select u.project, u.transaction_key,
-           string_agg(e.source, ', ' order by e.source) as awaiting
+-- Each channel's bill sources: a payout waits for its channel's bill of the day it pays.
+channel_bills (channel, source) as (
+    {%- set bills = [] %}
+    {%- for channel, sources in config.get('channel_bills', {}).items() %}
+    {%- for source in sources %}
+    {%- set _ = bills.append("('" ~ channel ~ "', '" ~ source ~ "')") %}
+    {%- endfor %}
+    {%- endfor %}
+    {%- if bills %}
+    values {{ bills | join(', ') }}
+    {%- else %}
+    select null::text, null::text where false
+    {%- endif %}
+),
+
+awaited as not materialized (
+    select u.project, u.transaction_key, e.source, u.business_date as awaited_date
     from unmatched as u
     inner join expected_sources as e
         on e.project = u.project and e.recon_side = {{ other_side('u') }}
+    union all
+    select u.project, u.transaction_key, b.source, u.paid_bill_date
+    from unmatched as u
+    inner join channel_bills as b on b.channel = u.channel
+    where u.paid_bill_date is not null
+),
+
+awaiting as not materialized (
+    select a.project, a.transaction_key,
+           string_agg(a.source, ', ' order by a.source) as awaiting,
+           min(a.awaited_date) as awaited_date
+    from awaited as a
     where not exists (
         select 1 from {{ source('tally', 'files') }} as f
-        where f.source = e.source and f.business_date = u.business_date
+        where f.source = a.source and f.business_date = a.awaited_date
           and f.status = 'loaded')
-    group by u.project, u.transaction_key
+    group by a.project, a.transaction_key
 ),
 
 classified as not materialized (
@@ -192,7 +218,8 @@ classified as not materialized (
         a.minutes_apart,
         f.failed_key,
         e.order_key,
-        w.awaiting
+        w.awaiting,
+        w.awaited_date
     from unmatched as u
     left join same_reference as r
         on r.project = u.project and r.transaction_key = u.transaction_key and r.nearness = 1
@@ -244,7 +271,7 @@ unmatched_outcomes as not materialized (
                 then 'a payout from ' || coalesce(channel, 'a channel') || '''s payer that fits no bill day'
                      || ' within its expected delay'
             when awaiting is not null
-                then 'awaiting ' || awaiting || ' for ' || to_char(business_date, 'YYYY-MM-DD')
+                then 'awaiting ' || awaiting || ' for ' || to_char(awaited_date, 'YYYY-MM-DD')
                      || ' (not received)'
             when candidate_key is not null
                 then 'same reference ' || match_ref || ' and amount, outside the date window'
