@@ -317,7 +317,9 @@ def _run(settings: Settings, context, business_date: date) -> GateResult:
         except NoAvailableBatchesError:
             if definition.name not in OPTIONAL_SUITES:
                 empty.append(definition.name)
-    if "reconciliation_completeness" in empty:
+    # Open items carry over, so a day's scope is never empty once history exists: a day for
+    # which no file at all was loaded is what has no transactions.
+    if "reconciliation_completeness" in empty or not _files_loaded(settings, business_date):
         failure = Failure("reconciliation_completeness", "The business date has transactions", 0)
         return GateResult(business_date, False, 1, [failure])
     failures = [Failure(name, "The business date has rows to check", 0) for name in empty]
@@ -342,6 +344,14 @@ def _run(settings: Settings, context, business_date: date) -> GateResult:
     result.data_docs = store_data_docs(settings, context, business_date)
     result.incomplete = _incomplete(settings, business_date)
     return result
+
+
+def _files_loaded(settings: Settings, business_date: date) -> bool:
+    from tally.services import postgres
+
+    with postgres.connect(settings, autocommit=True) as conn:
+        return conn.execute("select exists (select 1 from tally.files where business_date = %s"
+                            " and status = 'loaded')", (business_date,)).fetchone()[0]
 
 
 def _incomplete(settings: Settings, business_date: date) -> dict[str, str]:
