@@ -90,7 +90,7 @@ class DayReport:
     inputs: list[dict] = field(default_factory=list)
     # Suspense per project, currency and ageing bucket (read_ageing).
     ageing: list[dict] = field(default_factory=list)
-    # Break type -> "中文 English" label, for every type on the day (suspense items included).
+    # Break type -> "中文 English" label, for every type (suspense items name theirs too).
     break_labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -200,9 +200,10 @@ def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayR
         "select file_id, source, original_name, sha256, size_bytes, row_count from tally.files"
         " where business_date <= %s and status = 'loaded' order by file_id",
         (business_date,)).fetchall()
+    # Every type's label, not only the day's breaks': a suspense item names the type it would
+    # become (a payout awaiting its bill would be an unidentified settlement).
     labels = conn.execute(
-        "select distinct break_type, label_zh, label_en from reporting.breaks"
-        " where business_date = %s", (business_date,)).fetchall()
+        "select break_type, label_zh, label_en from reference.break_types").fetchall()
     return DayReport(business_date, run_info, views, history, [
         {"file_id": f, "source": s, "name": n, "sha256": h, "bytes": b, "rows": r}
         for f, s, n, h, b, r in inputs], read_ageing(conn, business_date),
