@@ -317,9 +317,10 @@ def _run(settings: Settings, context, business_date: date) -> GateResult:
         except NoAvailableBatchesError:
             if definition.name not in OPTIONAL_SUITES:
                 empty.append(definition.name)
+    files_loaded, incomplete = _day_state(settings, business_date)
     # Open items carry over, so a day's scope is never empty once history exists: a day for
     # which no file at all was loaded is what has no transactions.
-    if "reconciliation_completeness" in empty or not _files_loaded(settings, business_date):
+    if "reconciliation_completeness" in empty or not files_loaded:
         failure = Failure("reconciliation_completeness", "The business date has transactions", 0)
         return GateResult(business_date, False, 1, [failure])
     failures = [Failure(name, "The business date has rows to check", 0) for name in empty]
@@ -342,24 +343,20 @@ def _run(settings: Settings, context, business_date: date) -> GateResult:
     passed = not failures and all(v.success for v in validated)
     result = GateResult(business_date, passed, evaluated, failures)
     result.data_docs = store_data_docs(settings, context, business_date)
-    result.incomplete = _incomplete(settings, business_date)
+    result.incomplete = incomplete
     return result
 
 
-def _files_loaded(settings: Settings, business_date: date) -> bool:
-    from tally.services import postgres
-
-    with postgres.connect(settings, autocommit=True) as conn:
-        return conn.execute("select exists (select 1 from tally.files where business_date = %s"
-                            " and status = 'loaded')", (business_date,)).fetchone()[0]
-
-
-def _incomplete(settings: Settings, business_date: date) -> dict[str, str]:
+def _day_state(settings: Settings, business_date: date) -> tuple[bool, dict[str, str]]:
+    """(whether any file was loaded for the date, the projects left incomplete), read over
+    one connection."""
     from tally.publish import alerts
     from tally.services import postgres
 
     with postgres.connect(settings, autocommit=True) as conn:
-        return alerts.incomplete_projects(conn, business_date)
+        loaded = conn.execute("select exists (select 1 from tally.files where business_date = %s"
+                              " and status = 'loaded')", (business_date,)).fetchone()[0]
+        return loaded, alerts.incomplete_projects(conn, business_date)
 
 
 def store_data_docs(settings: Settings, context, business_date: date) -> str:
