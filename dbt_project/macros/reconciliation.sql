@@ -163,3 +163,13 @@
 {% macro other_side(alias) -%}
     (case when {{ alias }}.recon_side = 'left' then 'right' else 'left' end)
 {%- endmacro %}
+
+{# Rows of text values from the configuration as a relation: `values (...), ...`, or no row of
+   `width` text columns when there are none. #}
+{% macro text_rows(rows, width) -%}
+    {%- if rows -%}
+    values {% for row in rows %}({% for value in row %}'{{ value }}'{% if not loop.last %}, {% endif %}{% endfor %}){% if not loop.last %}, {% endif %}{% endfor %}
+    {%- else -%}
+    select {% for _ in range(width) %}null::text{% if not loop.last %}, {% endif %}{% endfor %} where false
+    {%- endif -%}
+{%- endmacro %}

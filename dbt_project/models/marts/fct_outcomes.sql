@@ -147,15 +147,11 @@ expected_sources (project, recon_side, source) as (
     {%- for project in config['projects'] %}
     {%- for side, sources in project.get('sources', {}).items() %}
     {%- for source in sources %}
-    {%- set _ = expected.append("('" ~ project['project'] ~ "', '" ~ side ~ "', '" ~ source ~ "')") %}
+    {%- set _ = expected.append([project['project'], side, source]) %}
     {%- endfor %}
     {%- endfor %}
     {%- endfor %}
-    {%- if expected %}
-    values {{ expected | join(', ') }}
-    {%- else %}
-    select null::text, null::text, null::text where false
-    {%- endif %}
+    {{ text_rows(expected, 3) }}
 ),
 
 -- Each channel's bill sources: a payout waits for its channel's bill of the day it pays.
@@ -163,14 +159,10 @@ channel_bills (channel, source) as (
     {%- set bills = [] %}
     {%- for channel, sources in config.get('channel_bills', {}).items() %}
     {%- for source in sources %}
-    {%- set _ = bills.append("('" ~ channel ~ "', '" ~ source ~ "')") %}
+    {%- set _ = bills.append([channel, source]) %}
     {%- endfor %}
     {%- endfor %}
-    {%- if bills %}
-    values {{ bills | join(', ') }}
-    {%- else %}
-    select null::text, null::text where false
-    {%- endif %}
+    {{ text_rows(bills, 2) }}
 ),
 
 awaited as not materialized (
