@@ -67,7 +67,7 @@ def test_the_table_has_every_stage_and_keeps_the_notes(small_run, tmp_path):
     bench.write_markdown(results, markdown)
     text = markdown.read_text()
     for label in ("| generate |", "| parse |", "| land |", "| load |", "| dbt build |",
-                  "| ↳ matching (int_recon__scope + fct_matches + int_recon__unmatched"
+                  "| ↳ matching (int_recon__scope + fct_matches + int_recon__open_items"
                   " + fct_outcomes) |",
                   "| gate (passed) |", "| publish |", "| **end to end** (land → publish) |"):
         assert text.count(label) == 2, label

@@ -173,3 +173,75 @@
     select {% for _ in range(width) %}null::text{% if not loop.last %}, {% endif %}{% endfor %} where false
     {%- endif -%}
 {%- endmacro %}
+
+{# The open-items engine. A run of date as_of reads the items still open at the end of the last
+   date reconciled before it (`since`: the latest date with a state in int_recon__days) and the
+   canonical rows of the dates after it up to as_of, and nothing older. Without any earlier
+   state (the first run), every date up to as_of is new. #}
+{% macro since() -%}
+    {%- set day = none -%}
+    {%- if execute -%}
+        {%- set days = adapter.get_relation(database=target.database, schema='intermediate',
+                                            identifier='int_recon__days') -%}
+        {%- if days is not none -%}
+            {%- set found = run_query("select max(as_of_date)::text from " ~ days
+                                      ~ " where as_of_date < " ~ as_of()) -%}
+            {%- set day = found.columns[0].values()[0] -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(day) }}
+{%- endmacro %}
+
+{# Rows of the dates this run builds: after `since`, up to as_of. #}
+{% macro new_days(column='business_date') -%}
+    {%- set day = since() -%}
+    {%- if day -%}
+        {{ column }} > '{{ day }}'::date and {{ column }} <= {{ as_of() }}
+    {%- else -%}
+        {{ column }} <= {{ as_of() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# The canonical transaction's columns (int_transactions), in order: those every source part
+   has, those only some parts have (null in the others, with their type), those derived. The
+   scope and the open items carry them all. #}
+{% macro transaction_columns() -%}
+    {{ return({
+        'base': ['transaction_key', 'source', 'side', 'kind', 'account', 'counterparty',
+                 'reference', 'merchant_order_no', 'channel_txn_no', 'bank_serial',
+                 'settlement_batch', 'channel', 'direction', 'amount_minor', 'fee_minor',
+                 'currency', 'status', 'event_at', 'business_date', 'file_id', 'line_no'],
+        'extra': {'counterparty_account': 'text', 'remittance': 'text', 'row_count': 'bigint',
+                  'original_order_no': 'text', 'paid_bill_date': 'date'},
+        'derived': ['signed_amount_minor', 'net_amount_minor', 'account_role'],
+    }) }}
+{%- endmacro %}
+
+{% macro transaction_column_names() -%}
+    {%- set c = transaction_columns() -%}
+    {{ return(c['base'] + (c['extra'].keys() | list) + c['derived']) }}
+{%- endmacro %}
+
+{# The open-items state (int_recon__open_items) by name: the scope reads an earlier date of it,
+   and a ref would make the scope depend on its own output. #}
+{% macro open_items_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='intermediate',
+                                  identifier='int_recon__open_items')) }}
+{%- endmacro %}
+
+{# A pre-hook for a model kept by date: delete the rows this run rebuilds (those `condition`
+   selects) before its new rows are appended, in the same transaction. Unlike delete+insert
+   on a unique key, it also empties a date that now has no rows at all. #}
+{% macro replace_rows(condition) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ condition }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# The gate (Great Expectations) selects a table's day as year, month and day of as_of_date:
+   an index on those three expressions keeps that a lookup however long the history. #}
+{% macro gate_day_index() -%}
+    create index if not exists {{ this.identifier }}_by_gate_day on {{ this }} (
+        (extract(year from as_of_date)), (extract(month from as_of_date)),
+        (extract(day from as_of_date)))
+{%- endmacro %}

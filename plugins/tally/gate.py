@@ -29,31 +29,27 @@ ASSETS = {
     "reconciliation_matches": ("marts", "fct_matches"),
     "balance_checks": ("marts", "fct_balance_checks"),
 }
-# Staging models whose rows must account for every row loaded from their sources' files.
+# Where the rows loaded from each source's files arrive: transaction sources in the canonical
+# table (counted per file of the day); the settlement and balances files in their staging
+# models (no window over them: a day's filter reaches the raw table's file index).
+TRANSACTION_SOURCES = (
+    "platform_ledger", "platform_custody_flows", "bank_csv", "bank_camt053", "bank_mt940",
+    "bank_icbc_csv", "bank_cmb_csv", "bank_ccb_xls", "bank_abc_csv", "bank_boc_csv",
+    "bank_bocom_csv", "alipay_bill", "wechatpay_trade_bill")
 STAGED = {
-    "platform_ledger": "staging.stg_platform__ledger",
-    "platform_custody_flows": "staging.stg_platform__custody_flows",
     "platform_settlement": "staging.stg_platform__settlement",
     "platform_balances": "staging.stg_platform__balances",
-    "bank_csv": "staging.stg_bank__csv_statement",
-    "bank_camt053": "staging.stg_bank__camt053",
-    "bank_mt940": "staging.stg_bank__mt940",
-    **{bank: "staging.stg_bank__cn_exports" for bank in (
-        "bank_icbc_csv", "bank_cmb_csv", "bank_ccb_xls", "bank_abc_csv", "bank_boc_csv",
-        "bank_bocom_csv")},
-    "alipay_bill": "staging.stg_alipay__bill",
-    "wechatpay_trade_bill": "staging.stg_wechatpay__trade_bill",
 }
 BREAK_TYPES = ["missing_on_statement", "missing_on_platform", "amount_mismatch",
                "status_mismatch", "duplicate", "timing", "unidentified_settlement"]
 
 # GX puts {batch} in a query as "(...) AS subselect" unless the query has a JOIN, in which
 # case it is "(...)" and the query names it: queries below follow that rule.
-# Keys matched before the batch's date, per project: those rows need no outcome any more.
-_MATCHED_BEFORE = (
-    "select project, left_key as transaction_key, as_of_date from marts.fct_matches"
-    " union all select project, right_key, as_of_date from marts.fct_matches"
-)
+# The batch's date, for queries that look beyond the batch's table.
+_DAY = "(select day_rows.as_of_date from {batch} as day_rows)"
+
+
+_SOURCE_LIST = ", ".join(repr(s) for s in (*TRANSACTION_SOURCES, *STAGED))
 
 
 def _suites():
@@ -62,9 +58,14 @@ def _suites():
     from tally.gx_expectations import UnexpectedRowsCountedOnce, counted
 
     expect = gx.expectations
-    staged = " union all ".join(
-        f"select file_id from {model}" for model in sorted(set(STAGED.values())))
+    arrived = " union all ".join(
+        ["select file_id, count(*) as rows from intermediate.int_transactions"
+         f" where business_date in {_DAY} group by file_id"]
+        + [f"select file_id, count(*) from {model} where business_date in {_DAY}"
+           " group by file_id" for model in sorted(STAGED.values())])
     return {
+        # The scope holds the day's new rows and the open items carried to it, nothing older:
+        # each needs its one outcome, and each file of the day all its rows (counted at load).
         "reconciliation_completeness": ("reconciliation_scope", [
             expect.ExpectColumnValuesToNotBeNull(column="transaction_key"),
             UnexpectedRowsCountedOnce(
@@ -75,26 +76,21 @@ def _suites():
                     " from {batch} s"
                     " left join marts.fct_outcomes o on o.as_of_date = s.as_of_date"
                     " and o.project = s.project and o.transaction_key = s.transaction_key"
-                    f" where not exists (select 1 from ({_MATCHED_BEFORE}) m"
-                    " where m.as_of_date < s.as_of_date and m.project = s.project"
-                    " and m.transaction_key = s.transaction_key)"
                     " group by s.project, s.transaction_key, s.reference"
                     " having count(o.transaction_key) <> 1"
                 ),
             ),
             UnexpectedRowsCountedOnce(
-                description="Rows loaded from each file all reach staging",
+                description="Rows loaded from each file of the day all reach the reconciliation",
                 unexpected_rows_query=counted(
                     "select f.file_id, f.original_name, f.row_count as rows_loaded,"
-                    " count(s.file_id) as rows_staged"
+                    " coalesce(a.rows, 0) as rows_arrived"
                     " from tally.files f"
-                    f" left join ({staged}) s on s.file_id = f.file_id"
+                    f" left join ({arrived}) a on a.file_id = f.file_id"
                     " where f.status = 'loaded'"
-                    f" and f.source in ({', '.join(repr(s) for s in STAGED)})"
-                    " and f.business_date in"
-                    " (select day_rows.as_of_date from {batch} as day_rows)"
-                    " group by f.file_id, f.original_name, f.row_count"
-                    " having f.row_count <> count(s.file_id)"
+                    f" and f.source in ({_SOURCE_LIST})"
+                    f" and f.business_date in {_DAY}"
+                    " and f.row_count <> coalesce(a.rows, 0)"
                 ),
             ),
         ]),

@@ -1,12 +1,23 @@
 -- Per bank statement: the opening and closing balances the bank states, and the credits and
 -- debits of the entries loaded for it. Statements of CAMT.053 and MT940 state their balances;
 -- a CSV export states a running balance, whose first and last rows give them.
+-- Built by business date, as int_transactions: the dates after the last reconciled one.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ replace_rows(new_days('business_date')) }}",
+    full_refresh=false,
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['business_date']}],
+) }}
+
 with camt_entries as (
     select file_id, statement_id, account,
            sum(amount_minor) filter (where direction = 'credit') as credits_minor,
            sum(amount_minor) filter (where direction = 'debit') as debits_minor,
            count(*) as entries
     from {{ ref('stg_bank__camt053') }}
+    where {{ new_days() }}
     group by file_id, statement_id, account
 ),
 
@@ -22,6 +33,7 @@ camt as (
     left join camt_entries as e
         on e.file_id = s.file_id and e.statement_id = s.statement_id
         and e.account = trim(s.account)
+    where {{ new_days('s.business_date') }}
 ),
 
 mt940_entries as (
@@ -30,6 +42,7 @@ mt940_entries as (
            sum(amount_minor) filter (where direction = 'debit') as debits_minor,
            count(*) as entries
     from {{ ref('stg_bank__mt940') }}
+    where {{ new_days() }}
     group by file_id, statement_ref, account
 ),
 
@@ -45,6 +58,7 @@ mt940 as (
     left join mt940_entries as e
         on e.file_id = s.file_id and e.statement_ref = s.statement_ref
         and e.account = trim(s.account)
+    where {{ new_days('s.business_date') }}
 ),
 
 csv_rows as (
@@ -53,6 +67,7 @@ csv_rows as (
         row_number() over (partition by file_id, account order by line_no desc) as last_row,
         case when direction = 'credit' then amount_minor else -amount_minor end as signed_minor
     from {{ ref('stg_bank__csv_statement') }}
+    where {{ new_days() }}
 ),
 
 bank_csv as (

@@ -1,28 +1,49 @@
--- For the business date being reconciled (var as_of): every row in scope of each project,
--- as configured in include/reconciliation.yaml, that has arrived by that date. Failed platform
--- rows are not reconciled. (Rows matched on earlier dates are taken out by fct_matches.)
--- Unlogged (no WAL): the table is rebuilt in full on every run, so a crash that empties it
--- loses nothing the next run does not rebuild.
+-- For the business date being reconciled (var as_of): every row each project must reconcile
+-- that day, as configured in include/reconciliation.yaml: the items still open at the end of
+-- the last date reconciled before it (its state in int_recon__open_items), carried with the
+-- date they opened, and the new canonical rows of the dates since. Nothing older is read: rows
+-- paired on earlier dates are not here. Failed platform rows are not reconciled.
+-- Unlogged (no WAL): rebuilt on every run from the state it carries forward.
 {{ config(unlogged=true, post_hook="analyze {{ this }}") }}
 {%- set config = recon_config() %}
+{%- set columns = transaction_column_names() %}
+{%- set state_date = since() %}
 
 with transactions as (
     select * from {{ ref('int_transactions') }}
-    where business_date <= {{ as_of() }} and status <> 'failed'
+    where {{ new_days() }} and status <> 'failed'
 ),
 
-in_scope as (
+new_rows as (
     {%- for project in config['projects'] %}
     {%- set match_ref = project.get('explain_key', 'reference') %}
     select '{{ project["project"] }}' as project, 'left' as recon_side,
-           t.{{ match_ref }} as match_ref, t.*
+           t.{{ match_ref }} as match_ref, t.*, {{ as_of() }} as opened_on
     from transactions as t where {{ project['left'] }}
     union all
     select '{{ project["project"] }}' as project, 'right' as recon_side,
-           t.{{ match_ref }} as match_ref, t.*
+           t.{{ match_ref }} as match_ref, t.*, {{ as_of() }} as opened_on
     from transactions as t where {{ project['right'] }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 )
 
-select {{ as_of() }} as as_of_date, * from in_scope
+{%- if state_date %},
+
+-- The state is read by name, not by ref: it is this model's own output of an earlier date,
+-- written by int_recon__open_items from this scope.
+carried as (
+    select project, recon_side, match_ref, {{ columns | join(', ') }}, opened_on
+    from {{ open_items_relation() }}
+    where as_of_date = '{{ state_date }}'::date
+)
+{%- endif %}
+
+select {{ as_of() }} as as_of_date, in_scope.*
+from (
+    select * from new_rows
+    {%- if state_date %}
+    union all
+    select * from carried
+    {%- endif %}
+) as in_scope

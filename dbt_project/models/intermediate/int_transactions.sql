@@ -4,18 +4,36 @@
 -- Besides the sources' rows: one `settlement_batch` row per channel bill day (channel,
 -- merchant account, bill date, currency), the day's net as the channel owes it, with its
 -- row_count; the channel settlement project reconciles these against the bank's payouts.
--- Unlogged (no WAL): the table is rebuilt in full on every run, so a crash that empties it
--- loses nothing the next run does not rebuild.
-{{ config(unlogged=true) }}
-{%- set columns = ['transaction_key', 'source', 'side', 'kind', 'account', 'counterparty',
-                   'reference', 'merchant_order_no', 'channel_txn_no', 'bank_serial',
-                   'settlement_batch', 'channel', 'direction', 'amount_minor', 'fee_minor',
-                   'currency', 'status', 'event_at', 'business_date', 'file_id', 'line_no'] %}
+-- Built by business date: a run writes the dates after the last reconciled one up to as_of
+-- (macro new_days) from those dates' files alone and leaves every other date as it is; a
+-- re-run of a date replaces its rows. The indexes serve the lookups of the day's open rows
+-- into history (fct_outcomes): a failed row by reference, a paid order by order number.
+{#- The keys the day's open rows are looked up by: each project's explain key, and the order
+    number (a refund's paid order). #}
+{%- set lookup_keys = ['business_date', 'merchant_order_no', 'reference'] %}
+{%- for project in recon_config()['projects'] %}
+{%- if project.get('explain_key', 'reference') not in lookup_keys %}
+{%- set _ = lookup_keys.append(project['explain_key']) %}
+{%- endif %}
+{%- endfor %}
+{%- set index_hooks = [] %}
+{%- for key in lookup_keys %}
+{%- set _ = index_hooks.append('create index if not exists int_transactions_by_' ~ key
+                               ~ ' on {{ this }} (' ~ key ~ ')') %}
+{%- endfor %}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    full_refresh=false,
+    on_schema_change='append_new_columns',
+    pre_hook="{{ replace_rows(new_days('business_date')) }}",
+    post_hook=index_hooks + ["analyze {{ this }}"],
+) }}
+{%- set canonical = transaction_columns() %}
+{%- set columns = canonical['base'] %}
 {#- Columns only some parts have (null in the others). original_order_no: the order a row
     belongs to (a refund's original order; a payment's own). #}
-{%- set extra_columns = {'counterparty_account': 'text', 'remittance': 'text',
-                         'row_count': 'bigint', 'original_order_no': 'text',
-                         'paid_bill_date': 'date'} %}
+{%- set extra_columns = canonical['extra'] %}
 {%- set part_extras = {'bank': ['counterparty_account', 'remittance', 'paid_bill_date'],
                        'channel_batches': ['row_count'],
                        'platform_ledger': ['original_order_no'],
@@ -51,6 +69,7 @@ platform_ledger as (
             end as kind,
             coalesce(original_order_no, merchant_order_no) as order_no
         from {{ ref('stg_platform__ledger') }}
+        where {{ new_days() }}
     ) as ledger
 ),
 
@@ -63,7 +82,7 @@ custody_flows as (
         case when flow_type = 'recharge' then 'credit' else 'debit' end as direction,
         amount_minor, 0::bigint as fee_minor, currency, status, created_at as event_at,
         business_date, file_id, line_no
-    from {{ ref('stg_platform__custody_flows') }}
+    from {{ ref('stg_platform__custody_flows') }} where {{ new_days() }}
 ),
 
 -- A channel pays out each bill day's net as one bank credit; the bill rows name their batch:
@@ -79,7 +98,7 @@ alipay as (
         'alipay' as channel, direction, amount_minor, fee_minor, currency,
         'success' as status, completed_at as event_at, business_date, file_id, line_no,
         merchant_order_no as original_order_no, settlement_amount_minor
-    from {{ ref('stg_alipay__bill') }}
+    from {{ ref('stg_alipay__bill') }} where {{ new_days() }}
 ),
 
 wechatpay as (
@@ -93,29 +112,29 @@ wechatpay as (
         'wechatpay' as channel, direction, amount_minor, fee_minor, currency,
         'success' as status, completed_at as event_at, business_date, file_id, line_no,
         merchant_order_no as original_order_no
-    from {{ ref('stg_wechatpay__trade_bill') }}
+    from {{ ref('stg_wechatpay__trade_bill') }} where {{ new_days() }}
 ),
 
 bank_bookings as (
     select transaction_key, 'bank_csv' as source, account, counterparty, counterparty_account,
            remittance, reference, bank_serial, direction, amount_minor, currency, booked_at,
            business_date, file_id, line_no
-    from {{ ref('stg_bank__csv_statement') }}
+    from {{ ref('stg_bank__csv_statement') }} where {{ new_days() }}
     union all
     select transaction_key, 'bank_camt053', account, counterparty, counterparty_account,
            remittance, reference, bank_serial, direction, amount_minor, currency, booked_at,
            business_date, file_id, line_no
-    from {{ ref('stg_bank__camt053') }}
+    from {{ ref('stg_bank__camt053') }} where {{ new_days() }}
     union all
     select transaction_key, 'bank_mt940', account, counterparty, counterparty_account,
            remittance, reference, bank_serial, direction, amount_minor, currency, booked_at,
            business_date, file_id, line_no
-    from {{ ref('stg_bank__mt940') }}
+    from {{ ref('stg_bank__mt940') }} where {{ new_days() }}
     union all
     select transaction_key, source, account, counterparty, counterparty_account, remittance,
            reference, bank_serial, direction, amount_minor, currency, booked_at, business_date,
            file_id, line_no
-    from {{ ref('stg_bank__cn_exports') }}
+    from {{ ref('stg_bank__cn_exports') }} where {{ new_days() }}
 ),
 
 -- One batch per channel bill day: what the channel owes for it (payments - refunds - fees).
@@ -150,6 +169,18 @@ channel_batches as (
     ) as days
 ),
 
+-- The bill days a payout of these dates may pay: these dates' batches and, when earlier dates
+-- are built, theirs of the last month (a payout's delay is days, never more than a month).
+known_batches as (
+    select channel, direction, amount_minor, currency, business_date from channel_batches
+    {%- if is_incremental() %}
+    union all
+    select channel, direction, amount_minor, currency, business_date from {{ this }}
+    where kind = 'settlement_batch' and business_date > {{ as_of() }} - 31
+      and not ({{ new_days() }})
+    {%- endif %}
+),
+
 -- A credit on an account a channel settles into, from that channel's payer (name or account,
 -- include/accounts.yaml), is the channel's payout. Its bill date is the first capture of the
 -- first remittance pattern that matches, if any.
@@ -182,7 +213,7 @@ fits as (
     from recognised as r
     inner join bank_bookings as b using (transaction_key)
     where r.bill_date is null and exists (
-        select 1 from channel_batches as c
+        select 1 from known_batches as c
         where c.channel = r.channel and c.direction = 'credit'
           and c.amount_minor = b.amount_minor and c.currency = b.currency
           and b.business_date - c.business_date between r.min_delay_days and r.max_delay_days)

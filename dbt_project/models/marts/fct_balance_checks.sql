@@ -8,9 +8,10 @@
 --                               the day's open items on that account (explained)
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
+    incremental_strategy='append',
+    pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
     full_refresh=false,
+    post_hook="{{ gate_day_index() }}",
 ) }}
 {%- set config = recon_config() %}
 {%- set balance_projects = config.get('balance_projects', []) %}

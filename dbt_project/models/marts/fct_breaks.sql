@@ -8,9 +8,19 @@
 -- on the other names both. break_key is stable: a hash of the project, the type and the two
 -- rows' stable keys, so the same difference keeps its key on every day it stays open and in
 -- every re-run.
+-- Kept by date: a run writes its as_of date's rows and no other.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
+    full_refresh=false,
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['as_of_date']}],
+) }}
+
 with outcomes as (
     select * from {{ ref('fct_outcomes') }}
-    where outcome = 'break' or break_type = 'timing'
+    where as_of_date = {{ as_of() }} and (outcome = 'break' or break_type = 'timing')
 ),
 
 -- Each row with its left and right side; a row's counterpart stands on the other side,

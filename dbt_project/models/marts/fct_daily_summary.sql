@@ -2,14 +2,24 @@
 -- match rate (matched rows / all open rows), the breaks (differences a person must look at,
 -- one per difference: fct_breaks) and whether the project was complete, or waited for a
 -- counterpart source that was not received (awaiting_sources).
+-- Kept by date: a run writes its as_of date's rows and no other.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
+    full_refresh=false,
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['as_of_date']}],
+) }}
+
 with outcomes as (
-    select * from {{ ref('fct_outcomes') }}
+    select * from {{ ref('fct_outcomes') }} where as_of_date = {{ as_of() }}
 ),
 
 breaks as (
     select as_of_date, project, currency, count(*) as break_count
     from {{ ref('fct_breaks') }}
-    where needs_person
+    where as_of_date = {{ as_of() }} and needs_person
     group by as_of_date, project, currency
 ),
 

@@ -1,35 +1,21 @@
 -- Pairs made on each business date (as_of_date), project by project, rule by rule: each pass
 -- of the waterfall sees only rows still unmatched, including rows carried from earlier days.
--- Re-running a date replaces that date's pairs and nothing else.
+-- Re-running a date replaces that date's pairs and nothing else. Indexed by key: a second
+-- copy of a row paired on an earlier date names the row it repeats (fct_outcomes).
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
+    incremental_strategy='append',
+    pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
     full_refresh=false,
-    post_hook="analyze {{ this }}",
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['as_of_date']}, {'columns': ['left_key']}, {'columns': ['right_key']}],
+    post_hook=["{{ gate_day_index() }}", "analyze {{ this }}"],
 ) }}
 {%- set config = recon_config() %}
 
-with scope as (
+-- The scope holds only rows still open (carried) or new: nothing paired on an earlier date.
+with open_rows as (
     select * from {{ ref('int_recon__scope') }}
-),
-
-{% if is_incremental() %}
-matched_before as (
-    select project, left_key as transaction_key from {{ this }} where as_of_date < {{ as_of() }}
-    union
-    select project, right_key from {{ this }} where as_of_date < {{ as_of() }}
-),
-{% endif %}
-
-open_rows as (
-    select * from scope
-    {% if is_incremental() %}
-    where not exists (
-        select 1 from matched_before as m
-        where m.project = scope.project and m.transaction_key = scope.transaction_key
-    )
-    {% endif %}
 ),
 
 pairs as (

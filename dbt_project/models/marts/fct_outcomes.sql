@@ -9,10 +9,12 @@
 -- Every unmatched row carries an explanation naming its nearest candidate.
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='as_of_date',
+    incremental_strategy='append',
+    pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
     full_refresh=false,
-    post_hook="analyze {{ this }}",
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['as_of_date']}],
+    post_hook=["{{ gate_day_index() }}", "analyze {{ this }}"],
 ) }}
 {%- set config = recon_config() %}
 {%- set in_flight = config.get('in_flight_days', {}) %}
@@ -21,9 +23,9 @@ with scope as not materialized (
     select * from {{ ref('int_recon__scope') }}
 ),
 
--- Open rows (not paired on an earlier date) that no rule paired today either.
+-- Open rows (carried or new) that no rule paired today either: the day's open items.
 unmatched as not materialized (
-    select * from {{ ref('int_recon__unmatched') }}
+    select * from {{ ref('int_recon__open_items') }} where as_of_date = {{ as_of() }}
 ),
 
 matches as not materialized (
@@ -49,28 +51,46 @@ matched_today as not materialized (
     group by project, right_key
 ),
 
--- The nearest row with the same reference (the project's explain key) on the other side,
--- whatever its state.
+-- The rows with the same reference (the project's explain key) on the other side, whatever
+-- their state: looked up in the canonical rows up to the date by that key (an index), so a
+-- second copy of a row paired long ago is still found, without reading the history.
+reference_candidates as not materialized (
+    {%- for project in config['projects'] %}
+    {%- set key = project.get('explain_key', 'reference') %}
+    {%- for side, other in [('left', 'right'), ('right', 'left')] %}
+    select
+        u.project, u.transaction_key, c.transaction_key as candidate_key,
+        c.source as candidate_source, c.reference as candidate_reference,
+        c.amount_minor as candidate_amount_minor,
+        c.business_date as candidate_business_date,
+        c.amount_minor - u.amount_minor as difference_minor,
+        abs(extract(epoch from c.event_at - u.event_at)) as seconds_apart
+    from unmatched as u
+    inner join (
+        select * from {{ ref('int_transactions') }}
+        where status <> 'failed' and ({{ project[other] }})
+    ) as c
+        on c.{{ key }} = u.match_ref and c.direction = u.direction
+        and c.business_date <= {{ as_of() }}
+    where u.project = '{{ project["project"] }}' and u.recon_side = '{{ side }}'
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+),
+
+-- The nearest of them; a candidate that is not among the open items was paired by a rule.
 same_reference as not materialized (
     select
-        u.project,
-        u.transaction_key,
-        c.transaction_key as candidate_key,
-        c.amount_minor - u.amount_minor as difference_minor,
-        -- a candidate in scope that is not unmatched was paired by a rule
+        c.*,
         cu.transaction_key is null as candidate_matched,
         row_number() over (
-            partition by u.project, u.transaction_key
-            order by abs(c.amount_minor - u.amount_minor),
-                     abs(extract(epoch from c.event_at - u.event_at)), c.transaction_key
+            partition by c.project, c.transaction_key
+            order by abs(c.difference_minor), c.seconds_apart, c.candidate_key
         ) as nearness
-    from unmatched as u
-    inner join scope as c
-        -- the other side as an equality: a hash join key, even when thousands share a key
-        on c.project = u.project and c.recon_side = {{ other_side('u') }}
-        and c.match_ref = u.match_ref and c.direction = u.direction
+    from reference_candidates as c
     left join unmatched as cu
-        on cu.project = c.project and cu.transaction_key = c.transaction_key
+        on cu.project = c.project and cu.transaction_key = c.candidate_key
 ),
 
 -- Else the nearest unmatched row of the same amount on the other side.
@@ -92,52 +112,65 @@ same_amount as not materialized (
 ),
 
 -- Rows the reconciliation leaves out (failed on the platform) still explain a counterpart that
--- moved money: within the project's conditions, as far back as a counterpart may look.
-failed as not materialized (
-    select * from (
-    {%- for project in config['projects'] %}
-    {%- set match_ref = project.get('explain_key', 'reference') %}
-    select '{{ project["project"] }}' as project, 'left' as recon_side,
-           t.{{ match_ref }} as match_ref, t.transaction_key, t.direction, t.amount_minor,
-           t.currency, t.business_date
-    from {{ ref('int_transactions') }} as t
-    where t.status = 'failed' and t.business_date <= {{ as_of() }} and ({{ project['left'] }})
-    union all
-    select '{{ project["project"] }}', 'right', t.{{ match_ref }}, t.transaction_key,
-           t.direction, t.amount_minor, t.currency, t.business_date
-    from {{ ref('int_transactions') }} as t
-    where t.status = 'failed' and t.business_date <= {{ as_of() }} and ({{ project['right'] }})
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
-    ) as failed_rows
-),
-
--- A counterpart the other side holds as failed: money moved while that side thinks it did not.
+-- moved money: a failed row of the other side with the same reference, direction and amount,
+-- up to the date, looked up by reference.
 failed_counterpart as not materialized (
-    select u.project, u.transaction_key, min(f.transaction_key) as failed_key
-    from unmatched as u
-    inner join failed as f
-        on f.project = u.project and f.recon_side = {{ other_side('u') }}
-        and f.match_ref = u.match_ref and f.direction = u.direction
-        and f.amount_minor = u.amount_minor and f.currency = u.currency
-    group by u.project, u.transaction_key
+    select distinct on (f.project, f.transaction_key) *
+    from (
+        {%- for project in config['projects'] %}
+        {%- set key = project.get('explain_key', 'reference') %}
+        {%- for side, other in [('left', 'right'), ('right', 'left')] %}
+        select u.project, u.transaction_key, t.transaction_key as failed_key,
+               t.source as failed_source, t.reference as failed_reference,
+               t.amount_minor as failed_amount_minor, t.business_date as failed_business_date
+        from unmatched as u
+        inner join (
+            select * from {{ ref('int_transactions') }}
+            where status = 'failed' and ({{ project[other] }})
+        ) as t
+            on t.{{ key }} = u.match_ref and t.direction = u.direction
+            and t.amount_minor = u.amount_minor and t.currency = u.currency
+            and t.business_date <= {{ as_of() }}
+        where u.project = '{{ project["project"] }}' and u.recon_side = '{{ side }}'
+        {% if not loop.last %}union all{% endif %}
+        {%- endfor %}
+        {% if not loop.last %}union all{% endif %}
+        {%- endfor %}
+    ) as f
+    order by f.project, f.transaction_key, f.failed_key
 ),
 
 -- A refund on the statement side of an order the platform holds as paid in full and never
 -- refunded (a refund made in the channel's merchant console): the order's status differs.
+-- The order is looked up by its number among the platform's rows up to the date.
 refunded_elsewhere as not materialized (
-    select u.project, u.transaction_key, min(p.transaction_key) as order_key
-    from unmatched as u
-    inner join scope as p
-        on p.project = u.project and p.recon_side = 'left' and p.kind = 'payment'
-        and p.merchant_order_no = u.merchant_order_no and p.amount_minor = u.amount_minor
-        and p.currency = u.currency
-    where u.recon_side = 'right' and u.kind = 'refund'
-      and not exists (
-          select 1 from scope as r
-          where r.project = u.project and r.recon_side = 'left' and r.kind = 'refund'
-            and r.merchant_order_no = u.merchant_order_no)
-    group by u.project, u.transaction_key
+    select distinct on (e.project, e.transaction_key) *
+    from (
+        {%- for project in config['projects'] %}
+        select u.project, u.transaction_key, p.transaction_key as order_key,
+               p.source as order_source, p.reference as order_reference,
+               p.amount_minor as order_amount_minor, p.business_date as order_business_date
+        from unmatched as u
+        inner join (
+            select * from {{ ref('int_transactions') }}
+            where status <> 'failed' and side = 'platform' and ({{ project['left'] }})
+        ) as p
+            on p.merchant_order_no = u.merchant_order_no and p.kind = 'payment'
+            and p.amount_minor = u.amount_minor and p.currency = u.currency
+            and p.business_date <= {{ as_of() }}
+        where u.project = '{{ project["project"] }}' and u.recon_side = 'right'
+          and u.kind = 'refund'
+          and not exists (
+              select 1 from (
+                  select * from {{ ref('int_transactions') }}
+                  where status <> 'failed' and side = 'platform' and ({{ project['left'] }})
+              ) as r
+              where r.merchant_order_no = u.merchant_order_no and r.kind = 'refund'
+                and r.business_date <= {{ as_of() }})
+        {% if not loop.last %}union all{% endif %}
+        {%- endfor %}
+    ) as e
+    order by e.project, e.transaction_key, e.order_key
 ),
 
 -- The sources each side of a project comes from (`sources` in the configuration): a row waits
@@ -304,24 +337,45 @@ open_rows as not materialized (
     from unmatched_outcomes as u
 ),
 
--- The counterpart's own details, so that a difference names both sides; a failed row is not
--- in the scope, so it is looked up among the canonical rows.
+-- The counterpart's own details, so that a difference names both sides: from the day's
+-- scope, or from the row the lookups above found (a failed row is not in the scope).
 counterparts as not materialized (
-    select transaction_key, source, reference, amount_minor, business_date
-    from {{ ref('int_transactions') }}
+    select distinct on (transaction_key)
+        transaction_key, source, reference, amount_minor, business_date
+    from (
+        select transaction_key, source, reference, amount_minor, business_date from scope
+        union all
+        select candidate_key, candidate_source, candidate_reference, candidate_amount_minor,
+               candidate_business_date
+        from same_reference where nearness = 1
+        union all
+        select failed_key, failed_source, failed_reference, failed_amount_minor,
+               failed_business_date
+        from failed_counterpart
+        union all
+        select order_key, order_source, order_reference, order_amount_minor,
+               order_business_date
+        from refunded_elsewhere
+    ) as found
     where transaction_key in (select counterpart_key from open_rows where outcome <> 'matched'
                               or break_type is not null)
+    order by transaction_key
 ),
 
--- For a second copy: the row it repeats, i.e. the row its candidate was paired with.
+-- For a second copy: the row it repeats, i.e. the row its candidate was paired with (on this
+-- date or before), looked up by the candidate's key.
 repeated as not materialized (
-    select m.project, m.left_key as candidate_key, min(m.right_key) as repeats_key
-    from {{ ref('fct_matches') }} as m where m.as_of_date <= {{ as_of() }}
-    group by m.project, m.left_key
-    union all
-    select m.project, m.right_key, min(m.left_key)
-    from {{ ref('fct_matches') }} as m where m.as_of_date <= {{ as_of() }}
-    group by m.project, m.right_key
+    select
+        d.project, d.candidate_key,
+        coalesce(
+            (select min(m.right_key) from {{ ref('fct_matches') }} as m
+             where m.project = d.project and m.left_key = d.candidate_key
+               and m.as_of_date <= {{ as_of() }}),
+            (select min(m.left_key) from {{ ref('fct_matches') }} as m
+             where m.project = d.project and m.right_key = d.candidate_key
+               and m.as_of_date <= {{ as_of() }})) as repeats_key
+    from (select distinct project, counterpart_key as candidate_key from open_rows
+          where break_type = 'duplicate') as d
 )
 
 select

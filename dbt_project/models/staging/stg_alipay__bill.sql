@@ -8,13 +8,14 @@ with trades as (
 
 numbered as (
     select *, row_number() over (
-        partition by channel_txn_no, refund_no, kind order by business_date, file_id, record_no
+        partition by channel_txn_no, refund_no, kind, business_date
+        order by file_id, record_no
     ) as occurrence
     from trades
 )
 
 select
-    {{ stable_key('alipay_bill', ['trim(channel_txn_no)', 'trim(refund_no)', 'kind', 'occurrence']) }}
+    {{ stable_key('alipay_bill', ['trim(channel_txn_no)', 'trim(refund_no)', 'kind', 'business_date', 'occurrence']) }}
         as transaction_key,
     trim(merchant_id) as merchant_id,
     kind,

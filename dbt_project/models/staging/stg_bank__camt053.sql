@@ -5,13 +5,13 @@ with entries as (
 
 numbered as (
     select *, row_number() over (
-        partition by account, statement_id, entry_seq, bank_reference
-        order by business_date, file_id, record_no) as occurrence
+        partition by account, statement_id, entry_seq, bank_reference, business_date
+        order by file_id, record_no) as occurrence
     from entries
 )
 
 select
-    {{ stable_key('bank_camt053', ['trim(account)', 'statement_id', 'entry_seq', 'bank_reference', 'occurrence']) }}
+    {{ stable_key('bank_camt053', ['trim(account)', 'statement_id', 'entry_seq', 'bank_reference', 'business_date', 'occurrence']) }}
         as transaction_key,
     trim(account) as account,
     nullif(trim(bank_reference), '') as bank_serial,

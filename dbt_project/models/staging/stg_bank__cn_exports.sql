@@ -16,14 +16,14 @@ with bookings as (
 numbered as (
     select *, row_number() over (
         partition by source, account, booking_date, bank_serial, reference, direction,
-                     amount_minor
-        order by business_date, file_id, record_no) as occurrence
+                     amount_minor, business_date
+        order by file_id, record_no) as occurrence
     from bookings
 )
 
 select
     -- Some exports have no serial: the key is the booking's own identity in its statement.
-    {{ stable_key('bank_cn', ['source', 'trim(account)', 'booking_date', 'bank_serial', 'reference', 'direction', 'amount_minor', 'occurrence']) }}
+    {{ stable_key('bank_cn', ['source', 'trim(account)', 'booking_date', 'bank_serial', 'reference', 'direction', 'amount_minor', 'business_date', 'occurrence']) }}
         as transaction_key,
     source,
     nullif(trim(account), '') as account,

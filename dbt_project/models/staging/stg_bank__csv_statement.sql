@@ -7,13 +7,14 @@ numbered as (
     select
         *,
         row_number() over (
-            partition by account, bank_serial order by business_date, file_id, line_no
+            partition by account, bank_serial, business_date
+            order by file_id, line_no
         ) as occurrence
     from bookings
 )
 
 select
-    {{ stable_key('bank_csv', ['trim(account)', 'trim(bank_serial)', 'occurrence']) }}
+    {{ stable_key('bank_csv', ['trim(account)', 'trim(bank_serial)', 'business_date', 'occurrence']) }}
         as transaction_key,
     trim(account) as account,
     trim(bank_serial) as bank_serial,

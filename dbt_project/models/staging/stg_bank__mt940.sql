@@ -5,13 +5,13 @@ with lines as (
 
 numbered as (
     select *, row_number() over (
-        partition by account, statement_ref, bank_reference, customer_reference, amount_minor
-        order by business_date, file_id, record_no) as occurrence
+        partition by account, statement_ref, bank_reference, customer_reference, amount_minor, business_date
+        order by file_id, record_no) as occurrence
     from lines
 )
 
 select
-    {{ stable_key('bank_mt940', ['trim(account)', 'statement_ref', 'bank_reference', 'customer_reference', 'amount_minor', 'occurrence']) }}
+    {{ stable_key('bank_mt940', ['trim(account)', 'statement_ref', 'bank_reference', 'customer_reference', 'amount_minor', 'business_date', 'occurrence']) }}
         as transaction_key,
     trim(account) as account,
     nullif(trim(bank_reference), '') as bank_serial,

@@ -7,13 +7,14 @@ numbered as (
     select
         *,
         row_number() over (
-            partition by serial_no order by business_date, file_id, line_no
+            partition by serial_no, business_date
+            order by file_id, line_no
         ) as occurrence
     from flows
 )
 
 select
-    {{ stable_key('platform_custody_flows', ['trim(serial_no)', 'occurrence']) }}
+    {{ stable_key('platform_custody_flows', ['trim(serial_no)', 'business_date', 'occurrence']) }}
         as transaction_key,
     trim(serial_no) as serial_no,
     trim(user_fund_account) as user_fund_account,

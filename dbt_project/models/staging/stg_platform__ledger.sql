@@ -6,15 +6,18 @@ with ledger as (
 numbered as (
     select
         *,
-        -- The same txn_id twice is a duplicate entry: each copy keeps its own key.
+        -- The same txn_id twice is a duplicate entry: each copy keeps its own key. Occurrences
+        -- are numbered within a business date, never over the whole table, so a day's keys come
+        -- from that day's files alone (and the date is part of the key).
         row_number() over (
-            partition by txn_id order by business_date, file_id, line_no
+            partition by txn_id, business_date
+            order by file_id, line_no
         ) as occurrence
     from ledger
 )
 
 select
-    {{ stable_key('platform_ledger', ['txn_id', 'occurrence']) }} as transaction_key,
+    {{ stable_key('platform_ledger', ['txn_id', 'business_date', 'occurrence']) }} as transaction_key,
     trim(txn_id) as txn_id,
     trim(merchant_order_no) as merchant_order_no,
     trim(channel) as channel,

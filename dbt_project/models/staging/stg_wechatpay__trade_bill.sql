@@ -7,14 +7,14 @@ with trades as (
 
 numbered as (
     select *, row_number() over (
-        partition by channel_txn_no, channel_refund_no, kind
-        order by business_date, file_id, record_no
+        partition by channel_txn_no, channel_refund_no, kind, business_date
+        order by file_id, record_no
     ) as occurrence
     from trades
 )
 
 select
-    {{ stable_key('wechatpay_trade_bill', ['trim(channel_txn_no)', 'trim(channel_refund_no)', 'kind', 'occurrence']) }}
+    {{ stable_key('wechatpay_trade_bill', ['trim(channel_txn_no)', 'trim(channel_refund_no)', 'kind', 'business_date', 'occurrence']) }}
         as transaction_key,
     trim(merchant_id) as merchant_id,
     kind,
