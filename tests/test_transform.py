@@ -1,6 +1,7 @@
 """dbt on the real warehouse: rebuilding is idempotent and keys survive reloading a file."""
 
 import json
+import re
 from datetime import date
 
 from tally import generate, pipeline, transform, warehouse
@@ -36,6 +37,17 @@ def test_every_source_row_reaches_the_canonical_model(clean, conn):
              "bank_ccb_xls"}
     assert banks <= set(counts)
     assert sum(counts[b] for b in banks) == rows["bank"]
+
+
+def test_the_models_unit_tests_pass(clean):
+    """dbt's unit tests (fixed inputs and expected outputs, in the models' YAML) run here, once,
+    rather than in every daily build."""
+    load_generated(clean, scale=50, seed=2)
+    transform.build(clean, DAY)
+    output = transform.unit_tests(clean, DAY)
+    passed = re.search(r"PASS=(\d+)", output)
+    assert passed and int(passed.group(1)) >= 10, output[-2000:]
+    assert re.search(r"ERROR=0\b", output) and re.search(r"FAIL=0\b", output)
 
 
 def test_rebuild_is_identical_and_keys_survive_reloading_a_file(clean, conn):

@@ -4,7 +4,9 @@
 -- date they opened, and the new canonical rows of the dates since. Nothing older is read: rows
 -- paired on earlier dates are not here. Failed platform rows are not reconciled.
 -- Unlogged (no WAL): rebuilt on every run from the state it carries forward.
-{{ config(unlogged=true, post_hook="analyze {{ this }}") }}
+-- Indexed by project and key: the gate looks up each outcome's row here.
+{{ config(unlogged=true, indexes=[{'columns': ['project', 'transaction_key']}],
+          post_hook="analyze {{ this }}") }}
 {%- set config = recon_config() %}
 {%- set columns = transaction_column_names() %}
 {%- set state_date = since() %}

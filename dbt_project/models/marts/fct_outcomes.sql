@@ -13,7 +13,7 @@
     pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
     full_refresh=false,
     on_schema_change='append_new_columns',
-    indexes=[{'columns': ['as_of_date']}],
+    indexes=[{'columns': ['as_of_date', 'project', 'transaction_key']}],
     post_hook=["{{ gate_day_index() }}", "analyze {{ this }}"],
 ) }}
 {%- set config = recon_config() %}
