@@ -4,6 +4,7 @@ timed and measured, the day passes the gate and is published; the results make t
 from __future__ import annotations
 
 import json
+import socket
 
 import pandas as pd
 import pytest
@@ -99,3 +100,20 @@ def test_copy_rows_sends_a_frame_in_pieces_unchanged(conn, monkeypatch):
     assert count == 8
     assert rows == [(42, n, line, note, amount, inexact) for n, (line, note, amount, inexact)
                     in enumerate(frame.itertuples(index=False), 1)]
+
+
+def test_the_bench_takes_its_slots_ports_and_refuses_ports_in_use():
+    base = config.load()
+    slot_2 = bench.bench_settings(base, slot=2)
+    assert (slot_2.pg.port, slot_2.s3.port) == (base.pg.port + 3, base.s3.port + 30)
+    with pytest.raises(ValueError):
+        bench.bench_settings(base, slot=bench.MAX_SLOT + 1)
+    with socket.socket() as other:  # a port another checkout's bench would hold
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        settings = bench.bench_settings(config.load({**base.env,
+                                                     "TALLY_PG_PORT": str(taken - 1)}))
+        assert settings.pg.port == taken
+        with pytest.raises(RuntimeError, match=rf"ports {taken}\b.*--slot N"):
+            bench._check_ports_free(settings)

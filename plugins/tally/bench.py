@@ -2,8 +2,9 @@
 
 `tally bench --rows N [N ...]` (`make bench`: 100 000 and 1 000 000; `make bench-10m`: ten
 million) starts a PostgreSQL cluster and an S3 server of its own (TALLY_HOME/bench; ports in
-bench_settings), wipes them, generates a business day of N platform transactions with
-their channel and bank counterparts, and times, one after the other:
+bench_settings, `--slot` to run beside another checkout's bench), wipes them, generates a
+business day of N platform transactions with their channel and bank counterparts, and times,
+one after the other:
 
 - generate: write the day's files (not part of a daily run);
 - parse: parse every file from disk, results thrown away (the parsers alone);
@@ -75,20 +76,39 @@ GROUPS = ("pipeline", "postgres", "s3")
 TARGET_PEAK_MIB = 2048
 TARGET_END_TO_END_SECONDS_10M = 300
 TARGET_MATCHING_SECONDS_10M = 60
+# Bench slots with the default ports: 0-8 keep clear of the demo's and the test sessions'.
+MAX_SLOT = 8
 KEEP_MARKER = "<!-- Everything below this line is kept when `tally bench` rewrites the file. -->"
 
 
-def bench_settings(base: config.Settings) -> config.Settings:
-    """The bench's own services under TALLY_HOME/bench: PostgreSQL on the configured port + 1,
-    S3 on the configured port + 10 (S3 takes 7 ports from there, and the same + 10000). Test
-    sessions' ports are 2 (PostgreSQL) and 20 (S3) apart, so these never meet another session's.
-    """
+def bench_settings(base: config.Settings, slot: int = 0) -> config.Settings:
+    """The bench's own services under TALLY_HOME/bench: PostgreSQL on the configured port + 1 +
+    slot, S3 on the configured port + 10 + 10 x slot (S3 takes 7 ports from there, and the same
+    + 10000). With the default ports, slots 0-8 stay clear of the demo's (54329, 18333) and of
+    the test sessions' (54339 + 2n, 18433 + 20n, their benches at + 1 and + 10): two checkouts
+    bench at once with different slots (`tally bench --slot N`)."""
+    if not 0 <= slot <= MAX_SLOT:
+        raise ValueError(f"the bench's slot is 0 to {MAX_SLOT}, not {slot}")
     env = {**base.env, "TALLY_HOME": str(base.home / "bench"),
-           "TALLY_PG_PORT": str(base.pg.port + 1), "TALLY_S3_PORT": str(base.s3.port + 10)}
+           "TALLY_PG_PORT": str(base.pg.port + 1 + slot),
+           "TALLY_S3_PORT": str(base.s3.port + 10 + 10 * slot)}
     for name in ("TALLY_PG_DSN", "TALLY_S3_ENDPOINT", "AIRFLOW_CONN_TALLY_WAREHOUSE",
                  "AIRFLOW_CONN_TALLY_S3", "TALLY_INBOX", "TALLY_INBOX_BUCKET"):
         env.pop(name, None)
     return config.load(env)
+
+
+def _check_ports_free(settings: config.Settings) -> None:
+    """With the bench's own services stopped, nothing may listen on their ports: another
+    checkout's bench there would keep PostgreSQL from starting, or answer as our S3 server."""
+    s3 = settings.s3.port
+    ports = [settings.pg.port, *range(s3, s3 + 7), *range(s3 + 10_000, s3 + 10_007)]
+    taken = [port for port in ports if process.port_open("127.0.0.1", port)]
+    if taken:
+        raise RuntimeError(
+            f"ports {', '.join(map(str, taken))} of the bench's services are in use (another "
+            f"checkout's bench or tests?): run it on another slot, `tally bench --slot N` "
+            f"(0-{MAX_SLOT}), e.g. `make bench BENCH_FLAGS=\"--slot 1\"`")
 
 
 # ---- memory -------------------------------------------------------------------------------
@@ -239,6 +259,7 @@ def run(rows: int, settings: config.Settings | None = None, with_dbt: bool = Tru
     services.down(settings)
     for part in ("pg", "s3", "inbox", "run", "dbt-target"):
         shutil.rmtree(settings.home / part, ignore_errors=True)
+    _check_ports_free(settings)
     settings = services.up(settings)
     pipeline.prepare(settings)
     started = datetime.now(UTC)

@@ -167,10 +167,11 @@ def cmd_gate(args) -> int:
 def cmd_bench(args) -> int:
     from tally import bench
 
+    settings = bench.bench_settings(config.load(), slot=args.slot)
     results = []
     for rows in args.rows:
-        result = bench.run(rows, with_dbt=not args.no_dbt, with_baselines=not args.no_baselines,
-                           keep_services=args.keep)
+        result = bench.run(rows, settings, with_dbt=not args.no_dbt,
+                           with_baselines=not args.no_baselines, keep_services=args.keep)
         print(f"\n{rows:,} platform transactions\n{bench.table(result)}", flush=True)
         results.append(result)
         everything = bench.save(results, Path(args.out))  # after each scale: keep what is done
@@ -243,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time each pipeline stage on a generated day")
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
                    help="platform transactions a day, one run per value")
+    p.add_argument("--slot", type=int, default=0, metavar="N",
+                   help="ports for the bench's services (0-8), to run beside another "
+                        "checkout's bench")
     p.add_argument("--no-dbt", action="store_true", help="stop after loading")
     p.add_argument("--no-baselines", action="store_true", help="skip tally.baselines")
     p.add_argument("--keep", action="store_true",
