@@ -253,74 +253,140 @@ def dbt_timings(run_results: Path) -> dict:
 def run(rows: int, settings: config.Settings | None = None, with_dbt: bool = True,
         with_baselines: bool = True, keep_services: bool = False) -> dict:
     """Generate a day of `rows` platform transactions and time each stage on fresh services."""
-    from tally import generate, pipeline, services
+    from tally import services
 
-    settings = settings or bench_settings(config.load())
+    settings = _fresh_services(settings or bench_settings(config.load()))
+    result = {**_header(rows, settings), "stages": {}}
+    memory = MemorySampler(settings)
+    try:
+        with memory:
+            day = bench_day(settings, memory, result, BENCH_DATE, rows, parse=True,
+                            with_dbt=with_dbt, keep_files=with_baselines)
+            # Baselines (tally/baselines.py) on the same files and warehouse.
+            if with_baselines:
+                result["baselines"] = _timed(memory, result["stages"], "baselines",
+                                             result["rows_in_files"], run_baselines, settings,
+                                             day.files)
+                # Not a stage of the day: its figures are kept beside the stages (unless the
+                # baselines' process died: then it is the failed stage).
+                result["baselines_total"] = result["stages"].pop("baselines")
+    except StageFailed as exc:
+        result["failed_stage"] = str(exc)
+        print(f"bench: {exc} failed at {rows:,}: {result['stages'][str(exc)]['failed']}",
+              file=sys.stderr)
+    finally:
+        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        if not keep_services:
+            services.down(settings)
+    return result
+
+
+def _fresh_services(settings: config.Settings) -> config.Settings:
+    """The bench's services stopped, wiped and started again, with an empty warehouse."""
+    from tally import pipeline, services
+
     services.down(settings)
     for part in ("pg", "s3", "inbox", "run", "dbt-target"):
         shutil.rmtree(settings.home / part, ignore_errors=True)
     _check_ports_free(settings)
     settings = services.up(settings)
     pipeline.prepare(settings)
-    started = datetime.now(UTC)
-    result = {"rows": rows, "started_at": started.isoformat(timespec="seconds"),
-              "code_version": _code_version(settings),
-              "load_average_before": [round(x, 2) for x in os.getloadavg()],
-              "machine": machine(settings), "stages": {}}
-    stages = result["stages"]
-    memory = MemorySampler(settings)
+    return settings
 
-    def timed(name: str, fn, *args):
-        since, clock = time.time(), time.perf_counter()
-        try:
-            value, seconds, (own, child) = in_own_process(fn, *args)
-        except Exception as exc:
-            # Recorded with what it cost until then; the stages after it do not run.
-            stages[name] = _figures(time.perf_counter() - clock, 0, memory.peaks(
-                since, time.time()), name)
-            stages[name]["failed"] = ("its process died (out of memory?)"
-                                      if isinstance(exc, BrokenProcessPool) else repr(exc)[:1000])
-            raise StageFailed(name) from exc
-        groups = memory.peaks(since, time.time())
-        # The stage's process (and its largest child, dbt) peaks, exact, where samples missed.
-        groups["pipeline"] = max(groups["pipeline"], own + child)
-        return value, _figures(seconds, result.get("rows_in_files", rows), groups, name)
 
+def _header(rows: int, settings: config.Settings) -> dict:
+    return {"rows": rows, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "code_version": _code_version(settings),
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
+            "machine": machine(settings)}
+
+
+def _timed(memory: MemorySampler, stages: dict, name: str, rows: int, fn, *args):
+    """Run stage `name`, fn(*args), in its own process; record its figures in stages[name]
+    (`rows`: the day's rows, for rows/s) and return fn's value. A stage that fails is recorded
+    with what it cost until then, and StageFailed is raised."""
+    since, clock = time.time(), time.perf_counter()
     try:
-        with memory:
-            day, stages["generate"] = timed("generate", generate.generate_day, BENCH_DATE,
-                                            rows, settings.inbox_dir)
-            file_rows = json.loads(day.labels.read_text())["rows"]
-            result["rows_in_files"] = sum(file_rows.values())
-            result["files"] = len(day.files)
-            generated = stages["generate"]
-            generated["rows_per_second"] = round(result["rows_in_files"] / generated["seconds"])
+        value, seconds, (own, child) = in_own_process(fn, *args)
+    except Exception as exc:
+        stages[name] = _figures(time.perf_counter() - clock, 0, memory.peaks(since, time.time()),
+                                name)
+        stages[name]["failed"] = ("its process died (out of memory?)"
+                                  if isinstance(exc, BrokenProcessPool) else repr(exc)[:1000])
+        raise StageFailed(name) from exc
+    groups = memory.peaks(since, time.time())
+    # The stage's process (and its largest child, dbt) peaks, exact, where samples missed.
+    groups["pipeline"] = max(groups["pipeline"], own + child)
+    stages[name] = _figures(seconds, rows, groups, name)
+    return value
 
-            _, stages["parse"] = timed("parse", parse_files, settings, day.files)
-            landed, stages["land"] = timed("land", pipeline.land_day, settings, BENCH_DATE)
-            loaded, stages["load"] = timed("load", pipeline.load_day, settings, BENCH_DATE)
-            if landed["landed"] != len(day.files) or loaded["quarantined"]:
-                raise RuntimeError(f"the generated day did not load cleanly: {landed['landed']} "
-                                   f"of {len(day.files)} files landed; quarantined: "
-                                   f"{loaded['quarantined']}")
-            result["rows_loaded"] = loaded["loaded_rows"]
-            if with_dbt:
-                _daily_tail(settings, f"bench__{rows}__{started:%Y%m%dT%H%M%S}", result, timed,
-                            memory)
-                stages["end to end"] = _end_to_end(stages, result["rows_in_files"])
-            # Baselines (tally/baselines.py) on the same files and warehouse.
-            if with_baselines:
-                baselines, figures = timed("baselines", run_baselines, settings, day.files)
-                result["baselines"] = baselines
-                result["baselines_total"] = figures
-    except StageFailed as exc:
-        result["failed_stage"] = str(exc)
-        print(f"bench: {exc} failed at {rows:,}: {stages[str(exc)]['failed']}", file=sys.stderr)
-    finally:
-        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        if not keep_services:
-            services.down(settings)
-    return result
+
+def bench_day(settings: config.Settings, memory: MemorySampler, record: dict,
+              business_date: date, rows: int, publish: bool = True, parse: bool = False,
+              with_dbt: bool = True, keep_files: bool = False):
+    """One business day, each step timed, through the daily run's steps in their order
+    (pipeline.run_day, the daily DAG): generate its files, [parse them], start the run (the
+    run lock), land, load, dbt build, gate, then publish, or end as a dry run (`publish`
+    false). Fills `record` (stages, rows in the files, dbt's model times) and returns the
+    generated day. Its files are deleted once landed, unless `keep_files`."""
+    from tally import generate, pipeline, transform
+
+    stages = record["stages"]
+    day = _timed(memory, stages, "generate", rows, generate.generate_day, business_date, rows,
+                 settings.inbox_dir)
+    record["rows_in_files"] = day_rows = sum(json.loads(day.labels.read_text())["rows"].values())
+    record["files"] = len(day.files)
+    stages["generate"]["rows_per_second"] = round(day_rows / stages["generate"]["seconds"])
+    if parse:
+        _timed(memory, stages, "parse", day_rows, parse_files, settings, day.files)
+
+    run_id = f"bench__{rows}__{business_date.isoformat()}__{time.time_ns()}"
+    pipeline.start_run(settings, run_id, business_date, dry_run=not publish)
+    try:
+        landed = _timed(memory, stages, "land", day_rows, pipeline.land_day, settings,
+                        business_date)
+        if not keep_files:
+            _discard(day)
+        loaded = _timed(memory, stages, "load", day_rows, pipeline.load_day, settings,
+                        business_date)
+        if landed["landed"] != len(day.files) or loaded["quarantined"]:
+            raise RuntimeError(f"the generated day did not load cleanly: {landed['landed']} "
+                               f"of {len(day.files)} files landed; quarantined: "
+                               f"{loaded['quarantined']}")
+        record["rows_loaded"] = loaded["loaded_rows"]
+        if not with_dbt:
+            pipeline.fail_run(settings, run_id, "the bench stopped after loading (--no-dbt)")
+            return day
+
+        pipeline.heartbeat(settings, run_id, business_date)
+        _timed(memory, stages, "dbt build", day_rows, transform.build, settings, business_date)
+        _matching(settings, memory, record)
+        passed, failure = _timed(memory, stages, "gate", day_rows, check_gate, settings, run_id,
+                                 business_date)
+        stages["gate"]["passed"] = passed
+        if not passed:
+            stages["gate"]["failure"] = failure
+            pipeline.fail_run(settings, run_id, failure)
+        elif publish:
+            stages["publish"]["report"] = _timed(memory, stages, "publish", day_rows,
+                                                 pipeline.publish, settings, run_id,
+                                                 business_date)
+        else:
+            pipeline.finish_dry_run(settings, run_id)
+        stages["end to end"] = _end_to_end(stages, day_rows)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # recorded if the warehouse still answers
+            pipeline.fail_run(settings, run_id, exc)
+        raise
+    return day
+
+
+def _discard(day) -> None:
+    """A landed day's generated files, gone: the raw zone has them now."""
+    for path in [*day.files.values(), day.labels]:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the day's folder, once empty
+            path.parent.rmdir()
 
 
 def parse_files(settings: config.Settings, files: dict[str, Path]) -> None:
@@ -332,41 +398,29 @@ def parse_files(settings: config.Settings, files: dict[str, Path]) -> None:
         formats.parse(path.read_bytes(), configs[key.split(":")[0]], path.name)
 
 
-def check_gate(settings: config.Settings, run_id: str) -> tuple[bool, str | None]:
+def check_gate(settings: config.Settings, run_id: str,
+               business_date: date) -> tuple[bool, str | None]:
     """pipeline.check_gate: the verdict recorded on the run; (passed, what failed)."""
     from tally import gate, pipeline
 
     try:
-        pipeline.check_gate(settings, run_id, BENCH_DATE)
+        pipeline.check_gate(settings, run_id, business_date)
         return True, None
     except gate.GateFailed as exc:
         return False, str(exc)
 
 
-def _daily_tail(settings: config.Settings, run_id: str, result: dict, timed,
-                memory: MemorySampler) -> None:
-    """dbt build (and its matching models), the gate and publish, as one daily run does."""
-    from tally import pipeline, transform
-
-    stages = result["stages"]
-    _, stages["dbt build"] = timed("dbt build", transform.build, settings, BENCH_DATE)
+def _matching(settings: config.Settings, memory: MemorySampler, record: dict) -> None:
+    """The matching models' figures within the dbt build just done, from dbt's run_results."""
+    stages = record["stages"]
     timings = dbt_timings(settings.home / "dbt-target" / "run_results.json")
-    result["dbt_models"] = timings["models"]
-    result["dbt_tests_seconds"] = timings["tests_seconds"]
+    record["dbt_models"] = timings["models"]
+    record["dbt_tests_seconds"] = timings["tests_seconds"]
     window = timings["matching_window"]
     groups = memory.peaks(*window) if window else _unfigure(stages["dbt build"])
-    stages["matching"] = _figures(timings["matching_seconds"], result["rows_in_files"], groups,
+    stages["matching"] = _figures(timings["matching_seconds"], record["rows_in_files"], groups,
                                   "matching")
     stages["matching"]["models"] = list(MATCHING_MODELS)
-
-    pipeline.start_run(settings, run_id, BENCH_DATE)
-    (passed, failure), stages["gate"] = timed("gate", check_gate, settings, run_id)
-    stages["gate"]["passed"] = passed
-    if not passed:
-        stages["gate"]["failure"] = failure
-        return
-    uri, stages["publish"] = timed("publish", pipeline.publish, settings, run_id, BENCH_DATE)
-    stages["publish"]["report"] = uri
 
 
 def _unfigure(figures: dict) -> dict[str, float]:
