@@ -26,12 +26,22 @@ every SAMPLE_SECONDS: PostgreSQL's processes by proportional set size (its share
 once, not once per backend), the others by RSS; the stage process's and dbt's own peaks are also
 read exactly from getrusage, so a spike between two samples is not missed. A stage's peak is the
 sum of its process groups' peaks (an upper bound: they need not peak at the same moment).
+
+`tally bench --rows N --days K` (`make bench-days`: 100 000 a day for 30 days) reconciles K
+consecutive generated business days on one warehouse, in date order, each as the daily run does
+(run_days): yesterday's suspense and settlements carry into today, as the generator's payouts
+pay the previous day's channel bills. Each day's files are generated just before the day and
+deleted once landed. Every day is reconciled (land, load, dbt build, gate); to reach a long
+history quickly, only day 2 and the last two days are published, the others end after the gate
+as dry runs. Each day's stages are recorded as above (parse and the baselines are not run), and
+the flat-cost check compares day K's end to end with day 2's (the first day with history).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -43,7 +53,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -76,6 +86,8 @@ GROUPS = ("pipeline", "postgres", "s3")
 TARGET_PEAK_MIB = 2048
 TARGET_END_TO_END_SECONDS_10M = 300
 TARGET_MATCHING_SECONDS_10M = 60
+# Consecutive days: day K's end to end at most this much above day 2's.
+TARGET_FLAT_COST_RATIO = 1.15
 # Bench slots with the default ports: 0-8 keep clear of the demo's and the test sessions'.
 MAX_SLOT = 8
 KEEP_MARKER = "<!-- Everything below this line is kept when `tally bench` rewrites the file. -->"
@@ -281,6 +293,49 @@ def run(rows: int, settings: config.Settings | None = None, with_dbt: bool = Tru
     return result
 
 
+def run_days(rows: int, days: int, settings: config.Settings | None = None,
+             keep_services: bool = False, first: date = BENCH_DATE) -> dict:
+    """Reconcile `days` consecutive generated days of `rows` platform transactions on one
+    warehouse, in date order, and time each day's stages (see the module's docstring).
+    Stops at the first day that fails (a stage, or the gate): later days would rest on it."""
+    from tally import services
+
+    if days < 2:
+        raise ValueError("run_days is for two days or more; one day is run()")
+    settings = _fresh_services(settings or bench_settings(config.load()))
+    result = {**_header(rows, settings), "day_count": days, "days": []}
+    memory = MemorySampler(settings)
+    try:
+        with memory:
+            for number in range(1, days + 1):
+                business_date = first + timedelta(days=number - 1)
+                record = {"business_date": business_date.isoformat(),
+                          "published": published(number, days), "stages": {}}
+                result["days"].append(record)
+                bench_day(settings, memory, record, business_date, rows,
+                          publish=record["published"])
+                print(day_line(number, record), flush=True)
+                if not record["stages"]["gate"]["passed"]:
+                    result["failed_stage"], result["failed_day"] = "gate", record["business_date"]
+                    break
+    except StageFailed as exc:
+        result["failed_stage"], result["failed_day"] = str(exc), record["business_date"]
+        print(f"bench: {exc} failed on {record['business_date']} at {rows:,}: "
+              f"{record['stages'][str(exc)]['failed']}", file=sys.stderr)
+    finally:
+        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        if not keep_services:
+            services.down(settings)
+    result["flat_cost"] = flat_cost(result)
+    return result
+
+
+def published(number: int, days: int) -> bool:
+    """Which of `days` consecutive days are published: day 2 (compared with the last) and the
+    last two; the others end after the gate."""
+    return number == 2 or number >= days - 1
+
+
 def _fresh_services(settings: config.Settings) -> config.Settings:
     """The bench's services stopped, wiped and started again, with an empty warehouse."""
     from tally import pipeline, services
@@ -436,6 +491,32 @@ def _end_to_end(stages: dict, day_rows: int) -> dict:
             "stages": [s for s in DAILY_STAGES if s in stages]}
 
 
+def flat_cost(result: dict) -> dict:
+    """Consecutive days: the highest peak of any stage on any day, and (once every day is done)
+    day K's end to end over day 2's, the first day that has a day of history."""
+    days = result["days"]
+    check = {}
+    peaks = [(figures["peak_mib"], day["business_date"], name) for day in days
+             for name, figures in day["stages"].items() if name != "end to end"]
+    if peaks:
+        peak, on, stage = max(peaks)
+        check.update(peak_mib=peak, peak_day=on, peak_stage=stage,
+                     peak_within_target=peak < TARGET_PEAK_MIB)
+    if len(days) == result["day_count"] and not result.get("failed_stage"):
+        second, last = (days[i]["stages"]["end to end"]["seconds"] for i in (1, -1))
+        ratio = round(last / second, 3)
+        check.update(end_to_end_day_2=second, end_to_end_last_day=last, end_to_end_ratio=ratio,
+                     end_to_end_within_target=ratio <= TARGET_FLAT_COST_RATIO)
+    return check
+
+
+def failed(result: dict) -> bool:
+    """Whether a bench result failed: a stage, or the gate of any of its days."""
+    return bool(result.get("failed_stage")) or any(
+        not day["stages"].get("gate", {}).get("passed", True)
+        for day in result.get("days", [result]))
+
+
 def run_baselines(settings: config.Settings, files: dict[str, Path]) -> dict:
     """tally.baselines.run_baselines on the day's files. Its failure is recorded, not raised:
     the pipeline's own figures are kept."""
@@ -508,13 +589,19 @@ def machine(settings: config.Settings) -> dict:
 
 # ---- results ------------------------------------------------------------------------------
 
+def _scale(result: dict) -> tuple[int, int]:
+    """What a result is kept by: its consecutive days (1: a day on an empty warehouse), then
+    its platform transactions a day."""
+    return result.get("day_count", 1), result["rows"]
+
+
 def save(results: list[dict], path: Path) -> list[dict]:
-    """Merge into the JSON file (one entry per scale, the newest kept); return every entry."""
+    """Merge into the JSON file (one entry per scale, i.e. per days and rows, the newest kept);
+    return every entry: one-day results first, by rows, then the consecutive-day ones."""
     path = Path(path)
     kept = json.loads(path.read_text()) if path.exists() else []
-    scales = {r["rows"] for r in results}
-    merged = sorted([r for r in kept if r["rows"] not in scales] + results,
-                    key=lambda r: r["rows"])
+    scales = {_scale(r) for r in results}
+    merged = sorted([r for r in kept if _scale(r) not in scales] + results, key=_scale)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(merged, indent=2) + "\n")
     return merged
@@ -576,7 +663,7 @@ def _baselines_table(results: list[dict]) -> str | None:
     shown = ("seconds", "rows_per_second", "peak_mib", "peak_rss_mib")
     rows = []
     for result in results:
-        stages = result["stages"]
+        stages = result.get("stages", {})
         for name, figures in (result.get("baselines") or {}).items():
             figures = figures if isinstance(figures, dict) else {"result": figures}
             seconds = figures.get("seconds")
@@ -630,8 +717,9 @@ def write_markdown(results: list[dict], path: Path) -> None:
     parts = [
         "# Benchmarks",
         "Written by `tally bench` (`make bench`: 100 000 and 1 000 000 platform transactions a "
-        "day; `make bench-10m`: ten million; `make bench ROWS=\"N ...\"`). Raw figures, per "
-        "scale: [benchmarks.json](benchmarks.json). The bench runs the real pipeline on "
+        "day; `make bench-10m`: ten million; `make bench ROWS=\"N ...\"`; `make bench-days`: "
+        "100 000 a day for 30 consecutive days). Raw figures, per scale: "
+        "[benchmarks.json](benchmarks.json). The bench runs the real pipeline on "
         "services of its own (PostgreSQL and S3 under `.tally/bench`), one stage after the "
         "other, on a generated day: N platform transactions plus their channel bills, bank "
         "statements, custody flows, settlement and balances files.",
@@ -650,23 +738,36 @@ def write_markdown(results: list[dict], path: Path) -> None:
         "**load** is fetch from S3 + parse + self-checks + COPY. **matching** is within dbt "
         "build: the sum of the reconciliation models' times from dbt's `run_results.json`. "
         "**end to end** = land + load + dbt build + gate + publish: what a daily run costs "
-        "once the files exist (Airflow's own scheduling overhead not included).",
+        "once the files exist (Airflow's own scheduling overhead not included).\n"
+        "- **Consecutive days** (`tally bench --rows N --days K`): K generated days from "
+        f"{BENCH_DATE} reconciled in date order on one warehouse, as the daily run does (run "
+        "lock, land, load, dbt build, gate, publish), so each day's suspense and settlements "
+        "carry into the next; each day's files are generated just before it and deleted once "
+        "landed. To reach a long history quickly only day 2 and the last two days are "
+        "published; the others end after the gate (dry runs). Flat cost: day K's end to end "
+        f"at most {TARGET_FLAT_COST_RATIO:g} × day 2's (the first day with history), every "
+        f"stage's peak under {TARGET_PEAK_MIB:,} MiB.",
         "## Machine",
         _machine_table(results[-1]["machine"]),
     ]
     for result in results:
+        run_line = (
+            f"run {result['started_at']} at {result['code_version']}; load average "
+            f"{result['load_average_before'][0]} before, {result['load_average_after'][0]} "
+            "after (1 min)."
+            + ("" if result["machine"] == results[-1]["machine"] else
+               f" Machine: {result['machine']['cores']} cores, "
+               f"{result['machine']['memory_gib']} GiB, {result['machine']['cpu']}."))
+        if "days" in result:
+            parts += days_section(result, run_line[0].upper() + run_line[1:])
+            continue
         loaded = result.get("rows_loaded")
         parts.append(
             f"## {result['rows']:,} platform transactions\n\n"
             + (f"{result['rows_in_files']:,} rows in {result['files']} files" if "files" in result
                else "No files were generated")
             + (f" ({loaded:,} loaded into raw tables)" if loaded else "")
-            + f"; run {result['started_at']} at {result['code_version']}; load average "
-            f"{result['load_average_before'][0]} before, {result['load_average_after'][0]} "
-            "after (1 min)."
-            + ("" if result["machine"] == results[-1]["machine"] else
-               f" Machine: {result['machine']['cores']} cores, "
-               f"{result['machine']['memory_gib']} GiB, {result['machine']['cpu']}."))
+            + f"; {run_line}")
         if result.get("note"):
             parts.append(f"Note: {result['note']}")
         parts.append(table(result))
@@ -679,3 +780,135 @@ def write_markdown(results: list[dict], path: Path) -> None:
     parts += [KEEP_MARKER, notes]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(p.strip("\n") for p in parts) + "\n")
+
+
+# ---- consecutive days ---------------------------------------------------------------------
+
+DAY_COLUMNS = ("generate", "land", "load", "dbt build", "matching", "gate", "publish")
+
+
+def _peak(stages: dict) -> tuple[int, str]:
+    """The day's highest stage peak (MiB) and its stage."""
+    return max(((s["peak_mib"], name) for name, s in stages.items() if name != "end to end"),
+               default=(0, ""))
+
+
+def _cell(stages: dict, name: str) -> str:
+    figures = stages.get(name)
+    if figures is None:
+        return "–"
+    if figures.get("failed") or figures.get("passed") is False:
+        return f"{figures['seconds']:,.2f} **FAILED**"
+    return f"{figures['seconds']:,.2f}"
+
+
+def day_line(number: int, day: dict) -> str:
+    """A day's figures on one line (the bench's progress)."""
+    stages = day["stages"]
+    peak, stage = _peak(stages)
+    return (f"day {number} {day['business_date']}: "
+            + ", ".join(f"{name} {_cell(stages, name)} s" for name in (*DAY_COLUMNS, "end to end")
+                        if name in stages)
+            + f"; peak {peak:,} MiB ({stage})")
+
+
+def days_table(result: dict) -> str:
+    """Consecutive days: each day's seconds per stage, end to end and peak memory."""
+    lines = ["| day | date | " + " | ".join(DAY_COLUMNS) + " | end to end | peak MiB |",
+             "| ---: | --- |" + " ---: |" * (len(DAY_COLUMNS) + 2)]
+    for number, day in enumerate(result["days"], 1):
+        stages = day["stages"]
+        peak, stage = _peak(stages)
+        cells = [_cell(stages, name) for name in (*DAY_COLUMNS, "end to end")]
+        lines.append(f"| {number} | {day['business_date']} | {' | '.join(cells)} | "
+                     f"{peak:,} ({stage}) |")
+    return "\n".join(lines)
+
+
+def flat_cost_text(result: dict) -> str:
+    """The flat-cost check in words: day K against day 2, and the highest peak."""
+    check, parts = result.get("flat_cost") or {}, []
+    if "end_to_end_ratio" in check:
+        ok = check["end_to_end_within_target"]
+        parts.append(f"day {result['day_count']}'s end to end {check['end_to_end_last_day']:,.2f}"
+                     f" s / day 2's {check['end_to_end_day_2']:,.2f} s = "
+                     f"{check['end_to_end_ratio']:.2f} ({'≤' if ok else '>'} "
+                     f"{TARGET_FLAT_COST_RATIO} {'✓' if ok else '✗'})")
+    else:
+        parts.append(f"day {result['day_count']} against day 2 not measured: the run stopped "
+                     f"at {result.get('failed_stage')} on {result.get('failed_day')}")
+    if "peak_mib" in check:
+        ok = check["peak_within_target"]
+        parts.append(f"peak memory {check['peak_mib']:,} MiB ({check['peak_stage']} on "
+                     f"{check['peak_day']}) {'<' if ok else '≥'} {TARGET_PEAK_MIB:,} MiB "
+                     f"{'✓' if ok else '✗'}")
+    return "Flat cost: " + "; ".join(parts) + "."
+
+
+def days_chart(result: dict) -> str:
+    """A Mermaid chart (GitHub draws it): end to end per day as bars, matching as a line."""
+    days = result["days"]
+    series = {name: [d["stages"].get(name, {}).get("seconds", 0) for d in days]
+              for name in ("end to end", "matching")}
+    top = max([*series["end to end"], *series["matching"], 1])
+    return "\n".join([
+        "```mermaid", "xychart-beta",
+        '    title "Seconds per day: end to end (bars), matching (line)"',
+        f'    x-axis "day" [{", ".join(str(n) for n in range(1, len(days) + 1))}]',
+        f'    y-axis "seconds" 0 --> {math.ceil(top * 1.1)}',
+        f"    bar [{', '.join(f'{v:g}' for v in series['end to end'])}]",
+        f"    line [{', '.join(f'{v:g}' for v in series['matching'])}]",
+        "```"])
+
+
+def _days_models_table(result: dict, top: int = 12) -> str | None:
+    """dbt's model times on day 2 and on the last day, the slowest on the last day first."""
+    days = [d for d in result["days"] if d.get("dbt_models")]
+    if len(days) < 2:
+        return None
+    second, last = days[1], days[-1]
+    number = result["days"].index(last) + 1
+    models = list(last["dbt_models"])
+    shown = models[:top] + [m for m in MATCHING_MODELS if m in models[top:]]
+    lines = [f"| dbt model (slowest on day {number} first) | day 2 | day {number} |",
+             "| --- | ---: | ---: |"]
+    lines += [f"| {m}{' (matching)' if m in MATCHING_MODELS else ''} | "
+              f"{second['dbt_models'].get(m, 0):,.2f} | {last['dbt_models'][m]:,.2f} |"
+              for m in shown]
+    rest = [sum(v for m, v in d["dbt_models"].items() if m not in shown) for d in (second, last)]
+    lines.append(f"| {len(models) - len(shown)} other models | {rest[0]:,.2f} | {rest[1]:,.2f} |")
+    lines.append(f"| all dbt tests | {second.get('dbt_tests_seconds', 0):,.2f} | "
+                 f"{last.get('dbt_tests_seconds', 0):,.2f} |")
+    return "\n".join(lines)
+
+
+def _days_named(numbers: list[str]) -> str:
+    if len(numbers) < 2:
+        return "day " + "".join(numbers)
+    return f"days {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
+def days_section(result: dict, run_line: str) -> list[str]:
+    """The Markdown of a consecutive-days result: what ran, the table, the check, the chart."""
+    days = result["days"]
+    published_days = [str(n) for n, d in enumerate(days, 1) if d["published"]]
+    rows_a_day = sorted(d["rows_in_files"] for d in days if "rows_in_files" in d)
+    done = (f"{result['day_count']} business days" if len(days) == result["day_count"] else
+            f"{len(days)} of {result['day_count']} business days")
+    parts = [
+        f"## {result['rows']:,} platform transactions a day, {result['day_count']} consecutive "
+        "days",
+        f"{done}, {days[0]['business_date']} to {days[-1]['business_date']}, reconciled in order "
+        "on one warehouse, each day's suspense and settlements carried into the next; "
+        + (f"{rows_a_day[0]:,} to {rows_a_day[-1]:,} rows in {days[0]['files']} files a day; "
+           if rows_a_day else "")
+        + f"{_days_named(published_days)} published, "
+        "the others end after the gate (dry runs, no publish in their end to end). "
+        + run_line,
+        days_table(result),
+        flat_cost_text(result),
+        "End to end (bars) and matching (line), seconds per day:",
+        days_chart(result),
+    ]
+    models = _days_models_table(result)
+    return parts + ([models] if models else [])
