@@ -209,7 +209,7 @@ def test_the_days_are_written_as_a_table_a_chart_and_the_flat_cost_check(three_d
     assert [row[:2] for row in rows] == [[f"| {n}", d.isoformat()] for n, d in enumerate(DATES, 1)]
     assert [row[8] == "–" for row in rows] == [True, False, False]  # publish: not on day 1
     assert "```mermaid\nxychart-beta\n" in text
-    assert '    x-axis "day" [1, 2, 3]' in text
+    assert '    x-axis "day" ["1", "2", "3"]' in text
     end_to_end = ", ".join(f"{d['stages']['end to end']['seconds']:g}" for d in days)
     assert f"    bar [{end_to_end}]" in text
     assert f"Flat cost: day {DAYS}'s end to end" in text

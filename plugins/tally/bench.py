@@ -854,7 +854,7 @@ def days_chart(result: dict) -> str:
     return "\n".join([
         "```mermaid", "xychart-beta",
         '    title "Seconds per day: end to end (bars), matching (line)"',
-        f'    x-axis "day" [{", ".join(str(n) for n in range(1, len(days) + 1))}]',
+        f'    x-axis "day" [{", ".join(json.dumps(str(n)) for n in range(1, len(days) + 1))}]',
         f'    y-axis "seconds" 0 --> {math.ceil(top * 1.1)}',
         f"    bar [{', '.join(f'{v:g}' for v in series['end to end'])}]",
         f"    line [{', '.join(f'{v:g}' for v in series['matching'])}]",
@@ -864,7 +864,7 @@ def days_chart(result: dict) -> str:
 def _days_models_table(result: dict, top: int = 12) -> str | None:
     """dbt's model times on day 2 and on the last day, the slowest on the last day first."""
     days = [d for d in result["days"] if d.get("dbt_models")]
-    if len(days) < 2:
+    if len(days) < 3:
         return None
     second, last = days[1], days[-1]
     number = result["days"].index(last) + 1
@@ -883,8 +883,10 @@ def _days_models_table(result: dict, top: int = 12) -> str | None:
 
 
 def _days_named(numbers: list[str]) -> str:
-    if len(numbers) < 2:
-        return "day " + "".join(numbers)
+    if not numbers:
+        return "no day"
+    if len(numbers) == 1:
+        return f"day {numbers[0]}"
     return f"days {', '.join(numbers[:-1])} and {numbers[-1]}"
 
 
