@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 # uv from the machine, or bootstrapped once into .tools/ with pip.
 UV    := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: venv demo test lint bench bench-10m services-up services-down services-status clean
+.PHONY: venv demo test lint bench bench-10m bench-days services-up services-down services-status clean
 
 venv: $(VENV)/.synced
 
@@ -30,6 +30,10 @@ bench: venv  ## time each stage at 100k and 1M transactions (own services); docs
 
 bench-10m: venv  ## the same at ten million transactions a day (about 30 minutes, 24 GiB RAM)
 	$(BIN)/tally bench --rows 10000000 $(BENCH_FLAGS)
+
+# Beside another checkout's bench: BENCH_FLAGS="--slot 1" (its services' ports, 0-8).
+bench-days: venv  ## 30 consecutive days of 100k transactions on one warehouse: the cost per day
+	$(BIN)/tally bench --rows 100000 --days 30 $(BENCH_FLAGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -2,8 +2,9 @@
 
 `tally bench --rows N [N ...]` (`make bench`: 100 000 and 1 000 000; `make bench-10m`: ten
 million) starts a PostgreSQL cluster and an S3 server of its own (TALLY_HOME/bench; ports in
-bench_settings), wipes them, generates a business day of N platform transactions with
-their channel and bank counterparts, and times, one after the other:
+bench_settings, `--slot` to run beside another checkout's bench), wipes them, generates a
+business day of N platform transactions with their channel and bank counterparts, and times,
+one after the other:
 
 - generate: write the day's files (not part of a daily run);
 - parse: parse every file from disk, results thrown away (the parsers alone);
@@ -25,12 +26,22 @@ every SAMPLE_SECONDS: PostgreSQL's processes by proportional set size (its share
 once, not once per backend), the others by RSS; the stage process's and dbt's own peaks are also
 read exactly from getrusage, so a spike between two samples is not missed. A stage's peak is the
 sum of its process groups' peaks (an upper bound: they need not peak at the same moment).
+
+`tally bench --rows N --days K` (`make bench-days`: 100 000 a day for 30 days) reconciles K
+consecutive generated business days on one warehouse, in date order, each as the daily run does
+(run_days): yesterday's suspense and settlements carry into today, as the generator's payouts
+pay the previous day's channel bills. Each day's files are generated just before the day and
+deleted once landed. Every day is reconciled (land, load, dbt build, gate); to reach a long
+history quickly, only day 2 and the last two days are published, the others end after the gate
+as dry runs. Each day's stages are recorded as above (parse and the baselines are not run), and
+the flat-cost check compares day K's end to end with day 2's (the first day with history).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -42,7 +53,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -75,20 +86,41 @@ GROUPS = ("pipeline", "postgres", "s3")
 TARGET_PEAK_MIB = 2048
 TARGET_END_TO_END_SECONDS_10M = 300
 TARGET_MATCHING_SECONDS_10M = 60
+# Consecutive days: day K's end to end at most this much above day 2's.
+TARGET_FLAT_COST_RATIO = 1.15
+# Bench slots with the default ports: 0-8 keep clear of the demo's and the test sessions'.
+MAX_SLOT = 8
 KEEP_MARKER = "<!-- Everything below this line is kept when `tally bench` rewrites the file. -->"
 
 
-def bench_settings(base: config.Settings) -> config.Settings:
-    """The bench's own services under TALLY_HOME/bench: PostgreSQL on the configured port + 1,
-    S3 on the configured port + 10 (S3 takes 7 ports from there, and the same + 10000). Test
-    sessions' ports are 2 (PostgreSQL) and 20 (S3) apart, so these never meet another session's.
-    """
+def bench_settings(base: config.Settings, slot: int = 0) -> config.Settings:
+    """The bench's own services under TALLY_HOME/bench: PostgreSQL on the configured port + 1 +
+    slot, S3 on the configured port + 10 + 10 x slot (S3 takes 7 ports from there, and the same
+    + 10000). With the default ports, slots 0-8 stay clear of the demo's (54329, 18333) and of
+    the test sessions' (54339 + 2n, 18433 + 20n, their benches at + 1 and + 10): two checkouts
+    bench at once with different slots (`tally bench --slot N`)."""
+    if not 0 <= slot <= MAX_SLOT:
+        raise ValueError(f"the bench's slot is 0 to {MAX_SLOT}, not {slot}")
     env = {**base.env, "TALLY_HOME": str(base.home / "bench"),
-           "TALLY_PG_PORT": str(base.pg.port + 1), "TALLY_S3_PORT": str(base.s3.port + 10)}
+           "TALLY_PG_PORT": str(base.pg.port + 1 + slot),
+           "TALLY_S3_PORT": str(base.s3.port + 10 + 10 * slot)}
     for name in ("TALLY_PG_DSN", "TALLY_S3_ENDPOINT", "AIRFLOW_CONN_TALLY_WAREHOUSE",
                  "AIRFLOW_CONN_TALLY_S3", "TALLY_INBOX", "TALLY_INBOX_BUCKET"):
         env.pop(name, None)
     return config.load(env)
+
+
+def _check_ports_free(settings: config.Settings) -> None:
+    """With the bench's own services stopped, nothing may listen on their ports: another
+    checkout's bench there would keep PostgreSQL from starting, or answer as our S3 server."""
+    s3 = settings.s3.port
+    ports = [settings.pg.port, *range(s3, s3 + 7), *range(s3 + 10_000, s3 + 10_007)]
+    taken = [port for port in ports if process.port_open("127.0.0.1", port)]
+    if taken:
+        raise RuntimeError(
+            f"ports {', '.join(map(str, taken))} of the bench's services are in use (another "
+            f"checkout's bench or tests?): run it on another slot, `tally bench --slot N` "
+            f"(0-{MAX_SLOT}), e.g. `make bench BENCH_FLAGS=\"--slot 1\"`")
 
 
 # ---- memory -------------------------------------------------------------------------------
@@ -233,73 +265,183 @@ def dbt_timings(run_results: Path) -> dict:
 def run(rows: int, settings: config.Settings | None = None, with_dbt: bool = True,
         with_baselines: bool = True, keep_services: bool = False) -> dict:
     """Generate a day of `rows` platform transactions and time each stage on fresh services."""
-    from tally import generate, pipeline, services
+    from tally import services
 
-    settings = settings or bench_settings(config.load())
-    services.down(settings)
-    for part in ("pg", "s3", "inbox", "run", "dbt-target"):
-        shutil.rmtree(settings.home / part, ignore_errors=True)
-    settings = services.up(settings)
-    pipeline.prepare(settings)
-    started = datetime.now(UTC)
-    result = {"rows": rows, "started_at": started.isoformat(timespec="seconds"),
-              "code_version": _code_version(settings),
-              "load_average_before": [round(x, 2) for x in os.getloadavg()],
-              "machine": machine(settings), "stages": {}}
-    stages = result["stages"]
+    settings = _fresh_services(settings or bench_settings(config.load()))
+    result = {**_header(rows, settings), "stages": {}}
     memory = MemorySampler(settings)
-
-    def timed(name: str, fn, *args):
-        since, clock = time.time(), time.perf_counter()
-        try:
-            value, seconds, (own, child) = in_own_process(fn, *args)
-        except Exception as exc:
-            # Recorded with what it cost until then; the stages after it do not run.
-            stages[name] = _figures(time.perf_counter() - clock, 0, memory.peaks(
-                since, time.time()), name)
-            stages[name]["failed"] = ("its process died (out of memory?)"
-                                      if isinstance(exc, BrokenProcessPool) else repr(exc)[:1000])
-            raise StageFailed(name) from exc
-        groups = memory.peaks(since, time.time())
-        # The stage's process (and its largest child, dbt) peaks, exact, where samples missed.
-        groups["pipeline"] = max(groups["pipeline"], own + child)
-        return value, _figures(seconds, result.get("rows_in_files", rows), groups, name)
-
     try:
         with memory:
-            day, stages["generate"] = timed("generate", generate.generate_day, BENCH_DATE,
-                                            rows, settings.inbox_dir)
-            file_rows = json.loads(day.labels.read_text())["rows"]
-            result["rows_in_files"] = sum(file_rows.values())
-            result["files"] = len(day.files)
-            generated = stages["generate"]
-            generated["rows_per_second"] = round(result["rows_in_files"] / generated["seconds"])
-
-            _, stages["parse"] = timed("parse", parse_files, settings, day.files)
-            landed, stages["land"] = timed("land", pipeline.land_day, settings, BENCH_DATE)
-            loaded, stages["load"] = timed("load", pipeline.load_day, settings, BENCH_DATE)
-            if landed["landed"] != len(day.files) or loaded["quarantined"]:
-                raise RuntimeError(f"the generated day did not load cleanly: {landed['landed']} "
-                                   f"of {len(day.files)} files landed; quarantined: "
-                                   f"{loaded['quarantined']}")
-            result["rows_loaded"] = loaded["loaded_rows"]
-            if with_dbt:
-                _daily_tail(settings, f"bench__{rows}__{started:%Y%m%dT%H%M%S}", result, timed,
-                            memory)
-                stages["end to end"] = _end_to_end(stages, result["rows_in_files"])
+            day = bench_day(settings, memory, result, BENCH_DATE, rows, parse=True,
+                            with_dbt=with_dbt, keep_files=with_baselines)
             # Baselines (tally/baselines.py) on the same files and warehouse.
             if with_baselines:
-                baselines, figures = timed("baselines", run_baselines, settings, day.files)
-                result["baselines"] = baselines
-                result["baselines_total"] = figures
+                result["baselines"] = _timed(memory, result["stages"], "baselines",
+                                             result["rows_in_files"], run_baselines, settings,
+                                             day.files)
+                # Not a stage of the day: its figures are kept beside the stages (unless the
+                # baselines' process died: then it is the failed stage).
+                result["baselines_total"] = result["stages"].pop("baselines")
     except StageFailed as exc:
         result["failed_stage"] = str(exc)
-        print(f"bench: {exc} failed at {rows:,}: {stages[str(exc)]['failed']}", file=sys.stderr)
+        print(f"bench: {exc} failed at {rows:,}: {result['stages'][str(exc)]['failed']}",
+              file=sys.stderr)
     finally:
         result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         if not keep_services:
             services.down(settings)
     return result
+
+
+def run_days(rows: int, days: int, settings: config.Settings | None = None,
+             keep_services: bool = False, first: date = BENCH_DATE) -> dict:
+    """Reconcile `days` consecutive generated days of `rows` platform transactions on one
+    warehouse, in date order, and time each day's stages (see the module's docstring).
+    Stops at the first day that fails (a stage, or the gate): later days would rest on it."""
+    from tally import services
+
+    if days < 2:
+        raise ValueError("run_days is for two days or more; one day is run()")
+    settings = _fresh_services(settings or bench_settings(config.load()))
+    result = {**_header(rows, settings), "day_count": days, "days": []}
+    memory = MemorySampler(settings)
+    try:
+        with memory:
+            for number in range(1, days + 1):
+                business_date = first + timedelta(days=number - 1)
+                record = {"business_date": business_date.isoformat(),
+                          "published": published(number, days), "stages": {}}
+                result["days"].append(record)
+                bench_day(settings, memory, record, business_date, rows,
+                          publish=record["published"])
+                print(day_line(number, record), flush=True)
+                if not record["stages"]["gate"]["passed"]:
+                    result["failed_stage"], result["failed_day"] = "gate", record["business_date"]
+                    break
+    except StageFailed as exc:
+        result["failed_stage"], result["failed_day"] = str(exc), record["business_date"]
+        print(f"bench: {exc} failed on {record['business_date']} at {rows:,}: "
+              f"{record['stages'][str(exc)]['failed']}", file=sys.stderr)
+    finally:
+        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        if not keep_services:
+            services.down(settings)
+    result["flat_cost"] = flat_cost(result)
+    return result
+
+
+def published(number: int, days: int) -> bool:
+    """Which of `days` consecutive days are published: day 2 (compared with the last) and the
+    last two; the others end after the gate."""
+    return number == 2 or number >= days - 1
+
+
+def _fresh_services(settings: config.Settings) -> config.Settings:
+    """The bench's services stopped, wiped and started again, with an empty warehouse."""
+    from tally import pipeline, services
+
+    services.down(settings)
+    for part in ("pg", "s3", "inbox", "run", "dbt-target"):
+        shutil.rmtree(settings.home / part, ignore_errors=True)
+    _check_ports_free(settings)
+    settings = services.up(settings)
+    pipeline.prepare(settings)
+    return settings
+
+
+def _header(rows: int, settings: config.Settings) -> dict:
+    return {"rows": rows, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "code_version": _code_version(settings),
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
+            "machine": machine(settings)}
+
+
+def _timed(memory: MemorySampler, stages: dict, name: str, rows: int, fn, *args):
+    """Run stage `name`, fn(*args), in its own process; record its figures in stages[name]
+    (`rows`: the day's rows, for rows/s) and return fn's value. A stage that fails is recorded
+    with what it cost until then, and StageFailed is raised."""
+    since, clock = time.time(), time.perf_counter()
+    try:
+        value, seconds, (own, child) = in_own_process(fn, *args)
+    except Exception as exc:
+        stages[name] = _figures(time.perf_counter() - clock, 0, memory.peaks(since, time.time()),
+                                name)
+        stages[name]["failed"] = ("its process died (out of memory?)"
+                                  if isinstance(exc, BrokenProcessPool) else repr(exc)[:1000])
+        raise StageFailed(name) from exc
+    groups = memory.peaks(since, time.time())
+    # The stage's process (and its largest child, dbt) peaks, exact, where samples missed.
+    groups["pipeline"] = max(groups["pipeline"], own + child)
+    stages[name] = _figures(seconds, rows, groups, name)
+    return value
+
+
+def bench_day(settings: config.Settings, memory: MemorySampler, record: dict,
+              business_date: date, rows: int, publish: bool = True, parse: bool = False,
+              with_dbt: bool = True, keep_files: bool = False):
+    """One business day, each step timed, through the daily run's steps in their order
+    (pipeline.run_day, the daily DAG): generate its files, [parse them], start the run (the
+    run lock), land, load, dbt build, gate, then publish, or end as a dry run (`publish`
+    false). Fills `record` (stages, rows in the files, dbt's model times) and returns the
+    generated day. Its files are deleted once landed, unless `keep_files`."""
+    from tally import generate, pipeline, transform
+
+    stages = record["stages"]
+    day = _timed(memory, stages, "generate", rows, generate.generate_day, business_date, rows,
+                 settings.inbox_dir)
+    record["rows_in_files"] = day_rows = sum(json.loads(day.labels.read_text())["rows"].values())
+    record["files"] = len(day.files)
+    stages["generate"]["rows_per_second"] = round(day_rows / stages["generate"]["seconds"])
+    if parse:
+        _timed(memory, stages, "parse", day_rows, parse_files, settings, day.files)
+
+    run_id = f"bench__{rows}__{business_date.isoformat()}__{time.time_ns()}"
+    pipeline.start_run(settings, run_id, business_date, dry_run=not publish)
+    try:
+        landed = _timed(memory, stages, "land", day_rows, pipeline.land_day, settings,
+                        business_date)
+        if not keep_files:
+            _discard(day)
+        loaded = _timed(memory, stages, "load", day_rows, pipeline.load_day, settings,
+                        business_date)
+        if landed["landed"] != len(day.files) or loaded["quarantined"]:
+            raise RuntimeError(f"the generated day did not load cleanly: {landed['landed']} "
+                               f"of {len(day.files)} files landed; quarantined: "
+                               f"{loaded['quarantined']}")
+        record["rows_loaded"] = loaded["loaded_rows"]
+        if not with_dbt:
+            pipeline.fail_run(settings, run_id, "the bench stopped after loading (--no-dbt)")
+            return day
+
+        pipeline.heartbeat(settings, run_id, business_date)
+        _timed(memory, stages, "dbt build", day_rows, transform.build, settings, business_date)
+        _matching(settings, memory, record)
+        passed, failure = _timed(memory, stages, "gate", day_rows, check_gate, settings, run_id,
+                                 business_date)
+        stages["gate"]["passed"] = passed
+        if not passed:
+            stages["gate"]["failure"] = failure
+            pipeline.fail_run(settings, run_id, failure)
+        elif publish:
+            stages["publish"]["report"] = _timed(memory, stages, "publish", day_rows,
+                                                 pipeline.publish, settings, run_id,
+                                                 business_date)
+        else:
+            pipeline.finish_dry_run(settings, run_id)
+        stages["end to end"] = _end_to_end(stages, day_rows)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # recorded if the warehouse still answers
+            pipeline.fail_run(settings, run_id, exc)
+        raise
+    return day
+
+
+def _discard(day) -> None:
+    """A landed day's generated files, gone: the raw zone has them now."""
+    for path in [*day.files.values(), day.labels]:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the day's folder, once empty
+            path.parent.rmdir()
 
 
 def parse_files(settings: config.Settings, files: dict[str, Path]) -> None:
@@ -311,41 +453,29 @@ def parse_files(settings: config.Settings, files: dict[str, Path]) -> None:
         formats.parse(path.read_bytes(), configs[key.split(":")[0]], path.name)
 
 
-def check_gate(settings: config.Settings, run_id: str) -> tuple[bool, str | None]:
+def check_gate(settings: config.Settings, run_id: str,
+               business_date: date) -> tuple[bool, str | None]:
     """pipeline.check_gate: the verdict recorded on the run; (passed, what failed)."""
     from tally import gate, pipeline
 
     try:
-        pipeline.check_gate(settings, run_id, BENCH_DATE)
+        pipeline.check_gate(settings, run_id, business_date)
         return True, None
     except gate.GateFailed as exc:
         return False, str(exc)
 
 
-def _daily_tail(settings: config.Settings, run_id: str, result: dict, timed,
-                memory: MemorySampler) -> None:
-    """dbt build (and its matching models), the gate and publish, as one daily run does."""
-    from tally import pipeline, transform
-
-    stages = result["stages"]
-    _, stages["dbt build"] = timed("dbt build", transform.build, settings, BENCH_DATE)
+def _matching(settings: config.Settings, memory: MemorySampler, record: dict) -> None:
+    """The matching models' figures within the dbt build just done, from dbt's run_results."""
+    stages = record["stages"]
     timings = dbt_timings(settings.home / "dbt-target" / "run_results.json")
-    result["dbt_models"] = timings["models"]
-    result["dbt_tests_seconds"] = timings["tests_seconds"]
+    record["dbt_models"] = timings["models"]
+    record["dbt_tests_seconds"] = timings["tests_seconds"]
     window = timings["matching_window"]
     groups = memory.peaks(*window) if window else _unfigure(stages["dbt build"])
-    stages["matching"] = _figures(timings["matching_seconds"], result["rows_in_files"], groups,
+    stages["matching"] = _figures(timings["matching_seconds"], record["rows_in_files"], groups,
                                   "matching")
     stages["matching"]["models"] = list(MATCHING_MODELS)
-
-    pipeline.start_run(settings, run_id, BENCH_DATE)
-    (passed, failure), stages["gate"] = timed("gate", check_gate, settings, run_id)
-    stages["gate"]["passed"] = passed
-    if not passed:
-        stages["gate"]["failure"] = failure
-        return
-    uri, stages["publish"] = timed("publish", pipeline.publish, settings, run_id, BENCH_DATE)
-    stages["publish"]["report"] = uri
 
 
 def _unfigure(figures: dict) -> dict[str, float]:
@@ -359,6 +489,32 @@ def _end_to_end(stages: dict, day_rows: int) -> dict:
     return {"seconds": round(seconds, 2), "rows_per_second": round(day_rows / seconds),
             "peak_mib": max(s["peak_mib"] for s in done), "peak_mib_by_process": by_process,
             "stages": [s for s in DAILY_STAGES if s in stages]}
+
+
+def flat_cost(result: dict) -> dict:
+    """Consecutive days: the highest peak of any stage on any day, and (once every day is done)
+    day K's end to end over day 2's, the first day that has a day of history."""
+    days = result["days"]
+    check = {}
+    peaks = [(figures["peak_mib"], day["business_date"], name) for day in days
+             for name, figures in day["stages"].items() if name != "end to end"]
+    if peaks:
+        peak, on, stage = max(peaks)
+        check.update(peak_mib=peak, peak_day=on, peak_stage=stage,
+                     peak_within_target=peak < TARGET_PEAK_MIB)
+    if len(days) == result["day_count"] and not result.get("failed_stage"):
+        second, last = (days[i]["stages"]["end to end"]["seconds"] for i in (1, -1))
+        ratio = round(last / second, 3)
+        check.update(end_to_end_day_2=second, end_to_end_last_day=last, end_to_end_ratio=ratio,
+                     end_to_end_within_target=ratio <= TARGET_FLAT_COST_RATIO)
+    return check
+
+
+def failed(result: dict) -> bool:
+    """Whether a bench result failed: a stage, or the gate of any of its days."""
+    return bool(result.get("failed_stage")) or any(
+        not day["stages"].get("gate", {}).get("passed", True)
+        for day in result.get("days", [result]))
 
 
 def run_baselines(settings: config.Settings, files: dict[str, Path]) -> dict:
@@ -433,13 +589,19 @@ def machine(settings: config.Settings) -> dict:
 
 # ---- results ------------------------------------------------------------------------------
 
+def _scale(result: dict) -> tuple[int, int]:
+    """What a result is kept by: its consecutive days (1: a day on an empty warehouse), then
+    its platform transactions a day."""
+    return result.get("day_count", 1), result["rows"]
+
+
 def save(results: list[dict], path: Path) -> list[dict]:
-    """Merge into the JSON file (one entry per scale, the newest kept); return every entry."""
+    """Merge into the JSON file (one entry per scale, i.e. per days and rows, the newest kept);
+    return every entry: one-day results first, by rows, then the consecutive-day ones."""
     path = Path(path)
     kept = json.loads(path.read_text()) if path.exists() else []
-    scales = {r["rows"] for r in results}
-    merged = sorted([r for r in kept if r["rows"] not in scales] + results,
-                    key=lambda r: r["rows"])
+    scales = {_scale(r) for r in results}
+    merged = sorted([r for r in kept if _scale(r) not in scales] + results, key=_scale)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(merged, indent=2) + "\n")
     return merged
@@ -501,7 +663,7 @@ def _baselines_table(results: list[dict]) -> str | None:
     shown = ("seconds", "rows_per_second", "peak_mib", "peak_rss_mib")
     rows = []
     for result in results:
-        stages = result["stages"]
+        stages = result.get("stages", {})
         for name, figures in (result.get("baselines") or {}).items():
             figures = figures if isinstance(figures, dict) else {"result": figures}
             seconds = figures.get("seconds")
@@ -555,8 +717,9 @@ def write_markdown(results: list[dict], path: Path) -> None:
     parts = [
         "# Benchmarks",
         "Written by `tally bench` (`make bench`: 100 000 and 1 000 000 platform transactions a "
-        "day; `make bench-10m`: ten million; `make bench ROWS=\"N ...\"`). Raw figures, per "
-        "scale: [benchmarks.json](benchmarks.json). The bench runs the real pipeline on "
+        "day; `make bench-10m`: ten million; `make bench ROWS=\"N ...\"`; `make bench-days`: "
+        "100 000 a day for 30 consecutive days). Raw figures, per scale: "
+        "[benchmarks.json](benchmarks.json). The bench runs the real pipeline on "
         "services of its own (PostgreSQL and S3 under `.tally/bench`), one stage after the "
         "other, on a generated day: N platform transactions plus their channel bills, bank "
         "statements, custody flows, settlement and balances files.",
@@ -575,23 +738,36 @@ def write_markdown(results: list[dict], path: Path) -> None:
         "**load** is fetch from S3 + parse + self-checks + COPY. **matching** is within dbt "
         "build: the sum of the reconciliation models' times from dbt's `run_results.json`. "
         "**end to end** = land + load + dbt build + gate + publish: what a daily run costs "
-        "once the files exist (Airflow's own scheduling overhead not included).",
+        "once the files exist (Airflow's own scheduling overhead not included).\n"
+        "- **Consecutive days** (`tally bench --rows N --days K`): K generated days from "
+        f"{BENCH_DATE} reconciled in date order on one warehouse, as the daily run does (run "
+        "lock, land, load, dbt build, gate, publish), so each day's suspense and settlements "
+        "carry into the next; each day's files are generated just before it and deleted once "
+        "landed. To reach a long history quickly only day 2 and the last two days are "
+        "published; the others end after the gate (dry runs). Flat cost: day K's end to end "
+        f"at most {TARGET_FLAT_COST_RATIO:g} × day 2's (the first day with history), every "
+        f"stage's peak under {TARGET_PEAK_MIB:,} MiB.",
         "## Machine",
         _machine_table(results[-1]["machine"]),
     ]
     for result in results:
+        run_line = (
+            f"run {result['started_at']} at {result['code_version']}; load average "
+            f"{result['load_average_before'][0]} before, {result['load_average_after'][0]} "
+            "after (1 min)."
+            + ("" if result["machine"] == results[-1]["machine"] else
+               f" Machine: {result['machine']['cores']} cores, "
+               f"{result['machine']['memory_gib']} GiB, {result['machine']['cpu']}."))
+        if "days" in result:
+            parts += days_section(result, run_line[0].upper() + run_line[1:])
+            continue
         loaded = result.get("rows_loaded")
         parts.append(
             f"## {result['rows']:,} platform transactions\n\n"
             + (f"{result['rows_in_files']:,} rows in {result['files']} files" if "files" in result
                else "No files were generated")
             + (f" ({loaded:,} loaded into raw tables)" if loaded else "")
-            + f"; run {result['started_at']} at {result['code_version']}; load average "
-            f"{result['load_average_before'][0]} before, {result['load_average_after'][0]} "
-            "after (1 min)."
-            + ("" if result["machine"] == results[-1]["machine"] else
-               f" Machine: {result['machine']['cores']} cores, "
-               f"{result['machine']['memory_gib']} GiB, {result['machine']['cpu']}."))
+            + f"; {run_line}")
         if result.get("note"):
             parts.append(f"Note: {result['note']}")
         parts.append(table(result))
@@ -604,3 +780,137 @@ def write_markdown(results: list[dict], path: Path) -> None:
     parts += [KEEP_MARKER, notes]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(p.strip("\n") for p in parts) + "\n")
+
+
+# ---- consecutive days ---------------------------------------------------------------------
+
+DAY_COLUMNS = ("generate", "land", "load", "dbt build", "matching", "gate", "publish")
+
+
+def _peak(stages: dict) -> tuple[int, str]:
+    """The day's highest stage peak (MiB) and its stage."""
+    return max(((s["peak_mib"], name) for name, s in stages.items() if name != "end to end"),
+               default=(0, ""))
+
+
+def _cell(stages: dict, name: str) -> str:
+    figures = stages.get(name)
+    if figures is None:
+        return "–"
+    if figures.get("failed") or figures.get("passed") is False:
+        return f"{figures['seconds']:,.2f} **FAILED**"
+    return f"{figures['seconds']:,.2f}"
+
+
+def day_line(number: int, day: dict) -> str:
+    """A day's figures on one line (the bench's progress)."""
+    stages = day["stages"]
+    peak, stage = _peak(stages)
+    return (f"day {number} {day['business_date']}: "
+            + ", ".join(f"{name} {_cell(stages, name)} s" for name in (*DAY_COLUMNS, "end to end")
+                        if name in stages)
+            + f"; peak {peak:,} MiB ({stage})")
+
+
+def days_table(result: dict) -> str:
+    """Consecutive days: each day's seconds per stage, end to end and peak memory."""
+    lines = ["| day | date | " + " | ".join(DAY_COLUMNS) + " | end to end | peak MiB |",
+             "| ---: | --- |" + " ---: |" * (len(DAY_COLUMNS) + 2)]
+    for number, day in enumerate(result["days"], 1):
+        stages = day["stages"]
+        peak, stage = _peak(stages)
+        cells = [_cell(stages, name) for name in (*DAY_COLUMNS, "end to end")]
+        lines.append(f"| {number} | {day['business_date']} | {' | '.join(cells)} | "
+                     f"{peak:,} ({stage}) |")
+    return "\n".join(lines)
+
+
+def flat_cost_text(result: dict) -> str:
+    """The flat-cost check in words: day K against day 2, and the highest peak."""
+    check, parts = result.get("flat_cost") or {}, []
+    if "end_to_end_ratio" in check:
+        ok = check["end_to_end_within_target"]
+        parts.append(f"day {result['day_count']}'s end to end {check['end_to_end_last_day']:,.2f}"
+                     f" s / day 2's {check['end_to_end_day_2']:,.2f} s = "
+                     f"{check['end_to_end_ratio']:.2f} ({'≤' if ok else '>'} "
+                     f"{TARGET_FLAT_COST_RATIO} {'✓' if ok else '✗'})")
+    else:
+        parts.append(f"day {result['day_count']} against day 2 not measured: the run stopped "
+                     f"at {result.get('failed_stage')} on {result.get('failed_day')}")
+    if "peak_mib" in check:
+        ok = check["peak_within_target"]
+        parts.append(f"peak memory {check['peak_mib']:,} MiB ({check['peak_stage']} on "
+                     f"{check['peak_day']}) {'<' if ok else '≥'} {TARGET_PEAK_MIB:,} MiB "
+                     f"{'✓' if ok else '✗'}")
+    return "Flat cost: " + "; ".join(parts) + "."
+
+
+def days_chart(result: dict) -> str:
+    """A Mermaid chart (GitHub draws it): end to end per day as bars, matching as a line."""
+    days = result["days"]
+    series = {name: [d["stages"].get(name, {}).get("seconds", 0) for d in days]
+              for name in ("end to end", "matching")}
+    top = max([*series["end to end"], *series["matching"], 1])
+    return "\n".join([
+        "```mermaid", "xychart-beta",
+        '    title "Seconds per day: end to end (bars), matching (line)"',
+        f'    x-axis "day" [{", ".join(json.dumps(str(n)) for n in range(1, len(days) + 1))}]',
+        f'    y-axis "seconds" 0 --> {math.ceil(top * 1.1)}',
+        f"    bar [{', '.join(f'{v:g}' for v in series['end to end'])}]",
+        f"    line [{', '.join(f'{v:g}' for v in series['matching'])}]",
+        "```"])
+
+
+def _days_models_table(result: dict, top: int = 12) -> str | None:
+    """dbt's model times on day 2 and on the last day, the slowest on the last day first."""
+    days = [d for d in result["days"] if d.get("dbt_models")]
+    if len(days) < 3:
+        return None
+    second, last = days[1], days[-1]
+    number = result["days"].index(last) + 1
+    models = list(last["dbt_models"])
+    shown = models[:top] + [m for m in MATCHING_MODELS if m in models[top:]]
+    lines = [f"| dbt model (slowest on day {number} first) | day 2 | day {number} |",
+             "| --- | ---: | ---: |"]
+    lines += [f"| {m}{' (matching)' if m in MATCHING_MODELS else ''} | "
+              f"{second['dbt_models'].get(m, 0):,.2f} | {last['dbt_models'][m]:,.2f} |"
+              for m in shown]
+    rest = [sum(v for m, v in d["dbt_models"].items() if m not in shown) for d in (second, last)]
+    lines.append(f"| {len(models) - len(shown)} other models | {rest[0]:,.2f} | {rest[1]:,.2f} |")
+    lines.append(f"| all dbt tests | {second.get('dbt_tests_seconds', 0):,.2f} | "
+                 f"{last.get('dbt_tests_seconds', 0):,.2f} |")
+    return "\n".join(lines)
+
+
+def _days_named(numbers: list[str]) -> str:
+    if not numbers:
+        return "no day"
+    if len(numbers) == 1:
+        return f"day {numbers[0]}"
+    return f"days {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
+def days_section(result: dict, run_line: str) -> list[str]:
+    """The Markdown of a consecutive-days result: what ran, the table, the check, the chart."""
+    days = result["days"]
+    published_days = [str(n) for n, d in enumerate(days, 1) if d["published"]]
+    rows_a_day = sorted(d["rows_in_files"] for d in days if "rows_in_files" in d)
+    done = (f"{result['day_count']} business days" if len(days) == result["day_count"] else
+            f"{len(days)} of {result['day_count']} business days")
+    parts = [
+        f"## {result['rows']:,} platform transactions a day, {result['day_count']} consecutive "
+        "days",
+        f"{done}, {days[0]['business_date']} to {days[-1]['business_date']}, reconciled in order "
+        "on one warehouse, each day's suspense and settlements carried into the next; "
+        + (f"{rows_a_day[0]:,} to {rows_a_day[-1]:,} rows in {days[0]['files']} files a day; "
+           if rows_a_day else "")
+        + f"{_days_named(published_days)} published, "
+        "the others end after the gate (dry runs, no publish in their end to end). "
+        + run_line,
+        days_table(result),
+        flat_cost_text(result),
+        "End to end (bars) and matching (line), seconds per day:",
+        days_chart(result),
+    ]
+    models = _days_models_table(result)
+    return parts + ([models] if models else [])

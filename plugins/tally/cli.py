@@ -167,17 +167,27 @@ def cmd_gate(args) -> int:
 def cmd_bench(args) -> int:
     from tally import bench
 
+    if args.days < 1:
+        raise SystemExit("--days is at least 1")
+    if args.days > 1 and args.no_dbt:
+        raise SystemExit("--no-dbt stops one day after loading; consecutive days are each "
+                         "reconciled")
+    settings = bench.bench_settings(config.load(), slot=args.slot)
     results = []
     for rows in args.rows:
-        result = bench.run(rows, with_dbt=not args.no_dbt, with_baselines=not args.no_baselines,
-                           keep_services=args.keep)
-        print(f"\n{rows:,} platform transactions\n{bench.table(result)}", flush=True)
+        if args.days == 1:
+            result = bench.run(rows, settings, with_dbt=not args.no_dbt,
+                               with_baselines=not args.no_baselines, keep_services=args.keep)
+            print(f"\n{rows:,} platform transactions\n{bench.table(result)}", flush=True)
+        else:
+            result = bench.run_days(rows, args.days, settings, keep_services=args.keep)
+            print(f"\n{rows:,} platform transactions a day, {args.days} days\n"
+                  f"{bench.days_table(result)}\n{bench.flat_cost_text(result)}", flush=True)
         results.append(result)
         everything = bench.save(results, Path(args.out))  # after each scale: keep what is done
         bench.write_markdown(everything, Path(args.markdown))
     print(f"results: {args.out}, {args.markdown}")
-    failed = [r["rows"] for r in results if r.get("failed_stage")
-              or not r["stages"].get("gate", {}).get("passed", True)]
+    failed = [r["rows"] for r in results if bench.failed(r)]
     if failed:
         print(f"the bench failed (a stage, or the gate) at {failed} transactions", file=sys.stderr)
     return 1 if failed else 0
@@ -240,13 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["init", "run"])
     p.add_argument("--date", type=_date)
     p.set_defaults(func=cmd_gate)
-    p = sub.add_parser("bench", help="time each pipeline stage on a generated day")
+    p = sub.add_parser("bench", help="time each pipeline stage on a generated day (or K days)")
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
                    help="platform transactions a day, one run per value")
-    p.add_argument("--no-dbt", action="store_true", help="stop after loading")
+    p.add_argument("--days", type=int, default=1, metavar="K",
+                   help="reconcile K consecutive days on one warehouse, each day timed (no "
+                        "parse or baselines); only day 2 and the last two days are published")
+    p.add_argument("--slot", type=int, default=0, metavar="N",
+                   help="ports for the bench's services (0-8), to run beside another "
+                        "checkout's bench")
+    p.add_argument("--no-dbt", action="store_true", help="stop after loading (one day)")
     p.add_argument("--no-baselines", action="store_true", help="skip tally.baselines")
     p.add_argument("--keep", action="store_true",
-                   help="leave the bench's services running with the day loaded (profiling)")
+                   help="leave the bench's services running with the days loaded (profiling)")
     p.add_argument("--out", default="docs/benchmarks.json")
     p.add_argument("--markdown", default="docs/benchmarks.md")
     p.set_defaults(func=cmd_bench)
