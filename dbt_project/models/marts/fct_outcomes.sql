@@ -80,7 +80,7 @@ reference_candidates as not materialized (
 ),
 
 -- The nearest of them; a candidate that is not among the open items was paired by a rule.
-same_reference as not materialized (
+same_reference as materialized (
     select
         c.*,
         cu.transaction_key is null as candidate_matched,
@@ -114,7 +114,7 @@ same_amount as not materialized (
 -- Rows the reconciliation leaves out (failed on the platform) still explain a counterpart that
 -- moved money: a failed row of the other side with the same reference, direction and amount,
 -- up to the date, looked up by reference.
-failed_counterpart as not materialized (
+failed_counterpart as materialized (
     select distinct on (f.project, f.transaction_key) *
     from (
         {%- for project in config['projects'] %}
@@ -143,7 +143,7 @@ failed_counterpart as not materialized (
 -- A refund on the statement side of an order the platform holds as paid in full and never
 -- refunded (a refund made in the channel's merchant console): the order's status differs.
 -- The order is looked up by its number among the platform's rows up to the date.
-refunded_elsewhere as not materialized (
+refunded_elsewhere as materialized (
     select distinct on (e.project, e.transaction_key) *
     from (
         {%- for project in config['projects'] %}
@@ -337,13 +337,18 @@ open_rows as not materialized (
     from unmatched_outcomes as u
 ),
 
--- The counterpart's own details, so that a difference names both sides: from the day's
--- scope, or from the row the lookups above found (a failed row is not in the scope).
+-- The counterpart's own details, so that a difference names both sides: a pair's from the
+-- day's scope, an open row's from the lookup that found it (a failed row is not in the scope).
+-- Built from those alone, so the day's outcomes are classified once.
 counterparts as not materialized (
     select distinct on (transaction_key)
         transaction_key, source, reference, amount_minor, business_date
     from (
-        select transaction_key, source, reference, amount_minor, business_date from scope
+        select s.transaction_key, s.source, s.reference, s.amount_minor, s.business_date
+        from scope as s
+        inner join matched_today as m
+            on m.project = s.project and m.counterpart_key = s.transaction_key
+        where m.across_dates or m.status_corrected
         union all
         select candidate_key, candidate_source, candidate_reference, candidate_amount_minor,
                candidate_business_date
@@ -357,8 +362,6 @@ counterparts as not materialized (
                order_business_date
         from refunded_elsewhere
     ) as found
-    where transaction_key in (select counterpart_key from open_rows where outcome <> 'matched'
-                              or break_type is not null)
     order by transaction_key
 ),
 
@@ -374,8 +377,8 @@ repeated as not materialized (
             (select min(m.left_key) from {{ ref('fct_matches') }} as m
              where m.project = d.project and m.right_key = d.candidate_key
                and m.as_of_date <= {{ as_of() }})) as repeats_key
-    from (select distinct project, counterpart_key as candidate_key from open_rows
-          where break_type = 'duplicate') as d
+    from (select distinct project, candidate_key from same_reference
+          where nearness = 1 and difference_minor = 0 and candidate_matched) as d
 )
 
 select
