@@ -125,10 +125,17 @@ def _local(text: pd.Series, tz: str) -> pd.Series:
 
 
 def _occurrence(raw: pd.DataFrame, partition: list[str]) -> pd.Series:
-    """row_number() over (partition by ... order by business_date, file_id, record_no): the
-    staging models number true copies so (record_no and line_no run in the same order)."""
+    """row_number() over (partition by ..., business_date order by file_id, record_no): the
+    staging models number true copies so, within a date (record_no and line_no run in the
+    same order)."""
     ordered = raw.sort_values(["business_date", "file_order", "record_no"], kind="stable")
-    return ordered.groupby(partition, dropna=False, sort=False).cumcount().reindex(raw.index) + 1
+    return (ordered.groupby([*partition, "business_date"], dropna=False, sort=False).cumcount()
+            .reindex(raw.index) + 1)
+
+
+def _day(raw: pd.DataFrame) -> pd.Series:
+    """The business date as PostgreSQL prints a date: part of every key with an occurrence."""
+    return raw["business_date"].dt.strftime("%Y-%m-%d")
 
 
 def _stable_key(source: str, *parts: pd.Series) -> pd.Series:
@@ -158,7 +165,8 @@ def _platform_ledger(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     reference = _trim(raw["merchant_order_no"]).where(
         kind != "refund", _nonempty(raw["refund_no"]).fillna(order))
     return _frame(
-        raw, transaction_key=_stable_key("platform_ledger", raw["txn_id"], occurrence),
+        raw, transaction_key=_stable_key("platform_ledger", raw["txn_id"], _day(raw),
+                                         occurrence),
         source="platform_ledger", side="platform", kind=kind, account=_trim(raw["account"]),
         reference=reference, original_order_no=order, channel=channel, direction=direction,
         amount_minor=raw["amount_minor"], fee_minor=0,
@@ -171,7 +179,7 @@ def _custody_flows(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     flow_type = _trim(raw["flow_type"])
     return _frame(
         raw, transaction_key=_stable_key("platform_custody_flows", _trim(raw["serial_no"]),
-                                         occurrence),
+                                         _day(raw), occurrence),
         source="platform_custody_flows", side="platform", kind=flow_type,
         account=_trim(raw["bank_account"]), reference=_trim(raw["serial_no"]),
         channel="custody", direction=np.where(flow_type == "recharge", "credit", "debit"),
@@ -187,7 +195,7 @@ def _channel_bill(raw: pd.DataFrame, day: Day, source: str, channel: str, refund
     occurrence = _occurrence(raw, ["channel_txn_no", refund_no, "kind"])
     order = _nonempty(raw["merchant_order_no"])
     key = _stable_key(source, _trim(raw["channel_txn_no"]), _trim(raw[refund_no]), raw["kind"],
-                      occurrence)
+                      _day(raw), occurrence)
     batch = f"{channel.upper()}-SETTLE-" + raw["business_date"].dt.strftime("%Y%m%d")
     return _frame(
         raw, transaction_key=key, source=source, side="channel", kind=raw["kind"],
@@ -251,7 +259,7 @@ def _bank_csv(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     time_of_day = _nonempty(raw["booking_time"]).fillna("00:00:00")
     return _bank(raw, "bank_csv",
                  _stable_key("bank_csv", _trim(raw["account"]), _trim(raw["bank_serial"]),
-                             occurrence),
+                             _day(raw), occurrence),
                  _trim(raw["account"]), _nonempty(raw["reference"]),
                  np.where(net >= 0, "credit", "debit"), net.abs(),
                  _local(raw["value_date"] + " " + time_of_day, day.timezone),
@@ -273,7 +281,7 @@ def _camt053(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     booked_at[dated] = _local(raw["booking_date"][dated] + " 00:00:00", day.timezone)
     return _bank(raw, "bank_camt053",
                  _stable_key("bank_camt053", _trim(raw["account"]), raw["statement_id"],
-                             raw["entry_seq"], raw["bank_reference"], occurrence),
+                             raw["entry_seq"], raw["bank_reference"], _day(raw), occurrence),
                  _trim(raw["account"]),
                  _nonempty(raw["end_to_end_id"]).fillna(_nonempty(raw["remittance"])),
                  raw["direction"], raw["amount_minor"], booked_at,
@@ -287,7 +295,7 @@ def _mt940(raw: pd.DataFrame, day: Day) -> pd.DataFrame:
     return _bank(raw, "bank_mt940",
                  _stable_key("bank_mt940", _trim(raw["account"]), raw["statement_ref"],
                              raw["bank_reference"], raw["customer_reference"],
-                             raw["amount_minor"], occurrence),
+                             raw["amount_minor"], _day(raw), occurrence),
                  _trim(raw["account"]),
                  _nonempty(raw["customer_reference"]), raw["direction"], raw["amount_minor"],
                  _local(raw["value_date"] + " 00:00:00", day.timezone),
@@ -302,7 +310,7 @@ def _cn_bank(raw: pd.DataFrame, day: Day, source: str) -> pd.DataFrame:
     return _bank(raw, source,
                  _stable_key("bank_cn", raw["source"], _trim(raw["account"]),
                              raw["booking_date"], raw["bank_serial"], raw["reference"],
-                             raw["direction"], raw["amount_minor"], occurrence),
+                             raw["direction"], raw["amount_minor"], _day(raw), occurrence),
                  _nonempty(raw["account"]),
                  _nonempty(raw["reference"]).fillna(_nonempty(raw["summary"])),
                  raw["direction"], raw["amount_minor"],
@@ -565,6 +573,10 @@ def _local_sql(text: str, tz: str) -> str:
     return f"(nullif(trim({text}), '')::timestamp at time zone '{tz}')"
 
 
+# The business date as PostgreSQL prints a date: part of every key with an occurrence.
+_DAY_SQL = "strftime(business_date, '%Y-%m-%d')"
+
+
 def _key_sql(source: str, parts: list[str]) -> str:
     coalesced = "".join(f", coalesce(({part})::varchar, '')" for part in parts)
     return f"md5(concat_ws('|', '{source}'{coalesced}))"
@@ -572,7 +584,7 @@ def _key_sql(source: str, parts: list[str]) -> str:
 
 def _numbered(table: str, partition: str) -> str:
     return (f"(select *, row_number() over (partition by {partition}"
-            f" order by business_date, file_order, record_no) as occurrence from {table})")
+            f", business_date order by file_order, record_no) as occurrence from {table})")
 
 
 def _camt_booked_at(tz: str) -> str:
@@ -589,7 +601,7 @@ def _platform_sql(source: str, tz: str, fee_sign: str | None = None) -> str:
     """The staging model and its int_transactions part, for a platform or channel source."""
     if source == "platform_ledger":
         return f"""
-        select {_key_sql(source, ['txn_id', 'occurrence'])} as transaction_key,
+        select {_key_sql(source, ['txn_id', _DAY_SQL, 'occurrence'])} as transaction_key,
                '{source}' as source, 'platform' as side,
                kind, trim(account) as account,
                case when kind = 'refund' then coalesce(nullif(trim(refund_no), ''), order_no)
@@ -608,7 +620,7 @@ def _platform_sql(source: str, tz: str, fee_sign: str | None = None) -> str:
               from {_numbered('raw_platform_ledger', 'txn_id')})"""
     if source == "platform_custody_flows":
         return f"""
-        select {_key_sql(source, ['trim(serial_no)', 'occurrence'])} as transaction_key,
+        select {_key_sql(source, ['trim(serial_no)', _DAY_SQL, 'occurrence'])} as transaction_key,
                '{source}' as source, 'platform' as side, trim(flow_type) as kind,
                trim(bank_account) as account, trim(serial_no) as reference,
                null::varchar as original_order_no, null::varchar as settlement_batch,
@@ -629,7 +641,7 @@ def _platform_sql(source: str, tz: str, fee_sign: str | None = None) -> str:
               "case when kind = 'refund' then refund_amount_minor"
               " else settlement_amount_minor end")
     key = _key_sql(source, ["trim(channel_txn_no)", f"trim({refund_no})", "kind",
-                            "occurrence"])
+                            _DAY_SQL, "occurrence"])
     return f"""
         select {key} as transaction_key, '{source}' as source, 'channel' as side, kind,
                trim(merchant_id) as account,
@@ -655,7 +667,7 @@ def _bank_sql(source: str, tz: str) -> str:
     table = f"raw_{source}"
     if source == "bank_csv":
         return f"""
-        select {_key_sql(source, ['trim(account)', 'trim(bank_serial)', 'occurrence'])},
+        select {_key_sql(source, ['trim(account)', 'trim(bank_serial)', _DAY_SQL, 'occurrence'])},
                '{source}', trim(account), nullif(trim(reference), ''),
                case when credit_minor - debit_minor >= 0 then 'credit' else 'debit' end,
                abs(credit_minor - debit_minor), upper(trim(currency)),
@@ -665,7 +677,7 @@ def _bank_sql(source: str, tz: str) -> str:
         from {_numbered(table, 'account, bank_serial')}"""
     if source == "bank_camt053":
         key = _key_sql(source, ["trim(account)", "statement_id", "entry_seq", "bank_reference",
-                                "occurrence"])
+                                _DAY_SQL, "occurrence"])
         return f"""
         select {key}, '{source}', trim(account),
                coalesce(nullif(trim(end_to_end_id), ''), nullif(trim(remittance), '')),
@@ -676,7 +688,7 @@ def _bank_sql(source: str, tz: str) -> str:
         from {_numbered(table, 'account, statement_id, entry_seq, bank_reference')}"""
     if source == "bank_mt940":
         key = _key_sql(source, ["trim(account)", "statement_ref", "bank_reference",
-                                "customer_reference", "amount_minor", "occurrence"])
+                                "customer_reference", "amount_minor", _DAY_SQL, "occurrence"])
         partition = "account, statement_ref, bank_reference, customer_reference, amount_minor"
         return f"""
         select {key}, '{source}', trim(account), nullif(trim(customer_reference), ''),
@@ -685,7 +697,7 @@ def _bank_sql(source: str, tz: str) -> str:
                nullif(trim(info), ''), null::varchar, nullif(trim(info), '')
         from {_numbered(table, partition)}"""
     key = _key_sql("bank_cn", [f"'{source}'", "trim(account)", "booking_date", "bank_serial",
-                               "reference", "direction", "amount_minor", "occurrence"])
+                               "reference", "direction", "amount_minor", _DAY_SQL, "occurrence"])
     partition = "account, booking_date, bank_serial, reference, direction, amount_minor"
     return f"""
         select {key}, '{source}', nullif(trim(account), ''),
