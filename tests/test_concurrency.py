@@ -110,23 +110,28 @@ class LockWatch(threading.Thread):
 
 
 def start(args: list[str], go: Path, code: str | None = None) -> subprocess.Popen:
-    """A process that waits for the go file, then runs `code` (Python) or the command `args`."""
+    """A process that waits for the go file, then runs `code` (Python) or the command `args`.
+    Its output goes to files beside the go file (a full pipe would stall it)."""
     wait = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
     if code is not None:
         argv = [sys.executable, "-c", wait + code, *args]
     else:
         argv = [sys.executable, "-c", wait + "import subprocess, sys\n"
                 "sys.exit(subprocess.run(sys.argv[1:]).returncode)\n", *args]
-    return subprocess.Popen(argv, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    name = f"{go.parent}/process-{time.monotonic_ns()}"
+    with open(f"{name}.out", "w") as out, open(f"{name}.err", "w") as err:
+        proc = subprocess.Popen(argv, text=True, stdout=out, stderr=err)
+    proc.output_files = (f"{name}.out", f"{name}.err")
+    return proc
 
 
 def finish(proc: subprocess.Popen, name: str) -> str:
     try:
-        out, err = proc.communicate(timeout=PROCESS_TIMEOUT)
+        proc.wait(timeout=PROCESS_TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"{name} did not finish in {PROCESS_TIMEOUT}s:\n{err[-3000:]}")
+        proc.wait()
+    out, err = (Path(path).read_text(errors="replace") for path in proc.output_files)
     assert proc.returncode == 0, f"{name} failed (exit {proc.returncode}):\n{err[-4000:]}"
     return out
 
