@@ -8,9 +8,12 @@ create the schema. Released at the same moment, as separate processes:
 - two landings: `tally upload` of a second copy of one of E's statements (the same bytes the run
   of E lands from the inbox) and, for D, a landing of the inbox followed by a load
   (pipeline.land_day, load_day), which waits for the run lock;
-while a burner process per core keeps both cores busy. What may happen is what pipeline.py
-says: a run waits for the run lock up to its limit, then says that another run holds the
-warehouse (RunInProgress); a landing never waits; a load outside a run waits for the run.
+while a sixth process re-applies the control tables' schema every second, as a new release
+would (ALTER TABLE on the manifest and the run log while the runs read them: the shape of the
+deadlock once seen), and a burner process per core keeps both cores busy. What may happen is
+what pipeline.py says: a run waits for the run lock up to its limit, then says that another run
+holds the warehouse (RunInProgress); a landing never waits; a load outside a run waits for the
+run.
 
 Rounds alternate two kinds: in "turns" both runs of D wait as long as it takes (they must take
 turns and both publish) and the run of E does not wait; in "contention" only the first run of D
@@ -73,6 +76,22 @@ except runlock.RunInProgress as exc:
     loaded = {"run_in_progress": str(exc)}
 print(json.dumps({"landed": landed["landed"], "duplicates": landed["duplicates"],
                   "loaded": loaded}))
+"""
+# A release whose control tables changed: their part of the schema is applied again, for real,
+# once a second until the stop file appears; prints how many times it was applied.
+RELEASE = """
+import os, sys, time
+from tally import config, warehouse
+from tally.services import postgres
+applied = 0
+with postgres.connect(config.load(), autocommit=True) as conn:
+    while not os.path.exists(sys.argv[1]):
+        if conn.execute("select to_regclass('tally.schema_state')").fetchone()[0]:
+            conn.execute("delete from tally.schema_state where part = 'control'")
+            warehouse.ensure_schema(conn)
+            applied += 1
+        time.sleep(0.2)
+print(applied)
 """
 
 
@@ -170,18 +189,23 @@ def test_runs_and_landings_at_once_under_load_take_turns_and_count_once(
     processes["upload E"] = start([tally, "upload", "--source", "bank_csv", "--date",
                                    E.isoformat(), str(resent)], go)
     processes["land and load D"] = start([D.isoformat()], go, LAND_AND_LOAD)
+    stop = tmp_path / "stop"
+    release = start([str(stop)], go, RELEASE)
     watch = LockWatch(settings)
     watch.start()
     time.sleep(1.5)  # every process has imported Tally: release them together
     go.touch()
     try:
         outputs = {name: finish(proc, name) for name, proc in processes.items()}
+        stop.touch()
+        releases = int(finish(release, "new release").split()[-1])
     finally:
-        for proc in processes.values():
+        for proc in [*processes.values(), release]:
             if proc.poll() is None:
                 proc.kill()
         watch.done.set()
         watch.join()
+    assert releases > 0  # the schema changed while the runs ran
 
     # No process failed. A run that would not wait may have been turned away, and only so;
     # a run or a load that waits did not run out of time.
