@@ -104,8 +104,7 @@ def tally_daily():
         from tally import pipeline
 
         day = date.fromisoformat(business_date)
-        pipeline.heartbeat(SETTINGS, run_id, day)
-        return pipeline.load_day(SETTINGS, day, only=params["sources"])
+        return pipeline.load_day(SETTINGS, day, only=params["sources"], run_id=run_id)
 
     transform = DbtTaskGroup(
         group_id="transform",

@@ -121,11 +121,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_upload(args) -> int:
-    from tally import landing, pipeline, services, sources, storage
+    from tally import landing, services, sources, storage, warehouse
     from tally.services import postgres
 
     settings = services.up(config.load())
-    pipeline.prepare(settings)
     configs = sources.load_all(settings)
     if args.source not in configs:
         print(f"unknown source {args.source!r}; configured: {', '.join(configs)}",
@@ -133,6 +132,10 @@ def cmd_upload(args) -> int:
         return 2
     path = Path(args.file)
     with postgres.connect(settings, autocommit=True) as conn:
+        # The tables a landing needs, and nothing else: the BI role's grants (prepare) would
+        # rewrite the catalog rows of tables a run's dbt is swapping at the same moment
+        # ("tuple concurrently updated"). A landing never waits for a run (pipeline.py).
+        warehouse.ensure_schema(conn, configs)
         result = landing.land_bytes(settings, conn, storage.client(settings),
                                     configs[args.source], args.date, path.read_bytes(),
                                     path.name)

@@ -1,10 +1,26 @@
-"""The daily job's steps as plain functions. The DAG only wires these; so does the CLI."""
+"""The daily job's steps as plain functions. The DAG only wires these; so does the CLI.
+
+What may run at once (runlock.py has the run lock itself):
+- Schema changes happen before a run takes the run lock (start_run), once, under an advisory
+  lock, and never wait while holding a table (warehouse.py).
+- Landing (land_day, land_feed, land_late_files, `tally upload`) never waits for a run, of any
+  date: it is safe by construction. It writes a new write-once object and inserts a manifest
+  row with status 'landed' (the same bytes twice: one 'landed', one 'duplicate', under an
+  advisory lock per hash); no run reconciles a landed file before a load step picks it up, and
+  a run's load step takes only what has landed by then (what lands later waits for the next run).
+- Loading (load_day) changes what a run reconciles (raw rows, a superseded version), so it
+  happens under the run lock: a run's load step passes its run_id; called on its own, it waits
+  for the run in progress (RunInProgress after `wait_seconds`) and holds the lock while it loads.
+- dbt, the gate and publishing run only inside a run, which holds the run lock.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from datetime import date, timedelta
+
+import psycopg
 
 from tally import loading, sources, storage, warehouse
 from tally.config import Settings
@@ -128,13 +144,29 @@ def land_late_files(settings: Settings, business_date: date, lookback_days: int 
     return late
 
 
-def load_day(settings: Settings, business_date: date, only: list[str] | None = None) -> dict:
-    """Parse and COPY every landed, not yet loaded file of the day; reject bad ones."""
+def load_day(settings: Settings, business_date: date, only: list[str] | None = None,
+             run_id: str | None = None, wait_seconds: float = 600) -> dict:
+    """Parse and COPY every landed, not yet loaded file of the day; reject bad ones.
+
+    Under the run lock: `run_id` is the run whose step this is (it must hold the lock); without
+    it the load takes the lock for itself, waiting up to `wait_seconds` for a run in progress."""
+    from tally import runlock
+
     configs = sources.load_all(settings)
+    if run_id is None:
+        own = f"load__{business_date.isoformat()}__{time.time_ns()}"
+        with postgres.connect(settings, autocommit=True) as conn:
+            warehouse.ensure_schema(conn, configs)  # before the lock, as a run does
+            runlock.acquire(conn, own, business_date, wait_seconds=wait_seconds)
+        try:
+            return load_day(settings, business_date, only, run_id=own)
+        finally:
+            _release_when_reachable(settings, own)
     chosen = list(_selected(configs, only))
     s3 = storage.client(settings)
     results = []
     with postgres.connect(settings, autocommit=True) as conn:
+        runlock.acquire(conn, run_id, business_date)  # still this run's (RunInProgress if not)
         warehouse.ensure_schema(conn, configs)
         pending = conn.execute(
             "select file_id, source from tally.files where business_date = %s"
@@ -152,6 +184,23 @@ def load_day(settings: Settings, business_date: date, only: list[str] | None = N
     }
 
 
+def _release_when_reachable(settings: Settings, run_id: str, patience: float = 60) -> None:
+    """Release the lock even if the load failed because the warehouse went away for a moment
+    (a restart): a lock left behind would hold every run back until it goes stale."""
+    from tally import runlock
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with postgres.connect(settings, autocommit=True) as conn:
+                runlock.release(conn, run_id)
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1)
+
+
 def start_run(settings: Settings, run_id: str, business_date: date, dry_run: bool = False,
               wait_seconds: float = 0) -> None:
     """Record the run, the code version and the reconciliation rules it uses; take the
@@ -163,7 +212,9 @@ def start_run(settings: Settings, run_id: str, business_date: date, dry_run: boo
     # holds and which bank credits are a channel's payout.
     rules = {**recon.load(settings), "accounts": accounts.load(settings).dbt_var()}
     with postgres.connect(settings, autocommit=True) as conn:
-        warehouse.ensure_schema(conn)
+        # Every part of the schema, raw tables too, before the lock: the run's steps then find
+        # nothing to change while other runs wait for it.
+        warehouse.ensure_schema(conn, sources.load_all(settings))
         conn.execute(
             """insert into tally.runs (run_id, business_date, code_version, rules_digest, rules,
                                        dry_run)
@@ -303,7 +354,7 @@ def run_day(settings: Settings, business_date: date, run_id: str | None = None,
     start_run(settings, run_id, business_date, dry_run=dry_run, wait_seconds=wait_seconds)
     try:
         land_day(settings, business_date, only=only)
-        load_day(settings, business_date, only=only)
+        load_day(settings, business_date, only=only, run_id=run_id)
         heartbeat(settings, run_id, business_date)
         transform.build(settings, business_date)
         check_gate(settings, run_id, business_date)

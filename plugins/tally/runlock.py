@@ -5,7 +5,8 @@ once, even of different dates, would read each other's half-built tables. A run'
 separate processes (Airflow tasks), so the lock is a lease row in tally.run_lock rather than a
 session lock: taken when the run starts, renewed by each step, released when the run ends. A
 lease whose heartbeat is older than STALE_AFTER belongs to a run that died without releasing
-it, and the next run takes it over.
+it, and the next run takes it over. A load started outside a run takes the same lease for as
+long as it loads (pipeline.load_day); pipeline.py says what else may run beside a run.
 """
 
 from __future__ import annotations

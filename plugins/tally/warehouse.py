@@ -8,13 +8,22 @@ IF NOT EXISTS finds nothing to do), and a run, a landing and a re-run may start 
 session holding that lock while another reads the table it waits for deadlocks. So each part
 of the schema (the control tables, each raw table) records the digest of the DDL it was built
 with in tally.schema_state, and a part whose digest is unchanged runs no DDL at all; a changed
-one is applied once, under an advisory lock, by whichever session comes first.
+one is applied once, under an advisory lock, by whichever session comes first. A run applies
+every part before it takes the run lock (pipeline.start_run), so its own steps find nothing
+to change.
+
+A change can still meet a run that is reading (a new release, or a new source, landed while a
+run reconciles): its DDL would hold one table's lock while waiting for the next, the shape of a
+deadlock. So it first takes every existing table it changes at once, without waiting (LOCK
+TABLE ... NOWAIT), and if any is busy lets go of all of them and tries again a moment later: it
+never waits while holding a lock, so it is never part of a deadlock, and a reader never fails.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import psycopg
 from psycopg import sql
@@ -149,9 +158,15 @@ def _applied(conn: psycopg.Connection) -> dict[str, str]:
     return dict(conn.execute("select part, digest from tally.schema_state").fetchall())
 
 
-def ensure_schema(conn: psycopg.Connection, sources=None) -> None:
+SCHEMA_LOCK_WAIT_SECONDS = 600.0  # how long a schema change keeps trying to take its tables
+SCHEMA_LOCK_RETRY_SECONDS = 0.2
+
+
+def ensure_schema(conn: psycopg.Connection, sources=None,
+                  wait_seconds: float = SCHEMA_LOCK_WAIT_SECONDS) -> None:
     """Create control tables, and a raw table per source configuration given; parts already
-    built as they are now wanted are left alone, without taking any lock."""
+    built as they are now wanted are left alone, without taking any lock. A part to change
+    waits up to `wait_seconds` for its tables to be free (LockNotAvailable after that)."""
     wanted = {"control": (_digest(CONTROL_DDL), None)}
     for config in (sources or {}).values():
         specs = _raw_specs(config)
@@ -159,13 +174,28 @@ def ensure_schema(conn: psycopg.Connection, sources=None) -> None:
     applied = _applied(conn)
     if all(applied.get(part) == digest for part, (digest, _) in wanted.items()):
         return
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            _apply(conn, wanted)
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(SCHEMA_LOCK_RETRY_SECONDS)
+
+
+def _apply(conn: psycopg.Connection, wanted: dict) -> None:
+    """One attempt, in one transaction: the parts not yet as wanted, or LockNotAvailable (and
+    nothing held) if a table they change is in use."""
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('tally.ensure_schema'))")
         conn.execute(STATE_DDL)
         applied = _applied(conn)  # another session may have applied them meanwhile
-        for part, (digest, config) in wanted.items():
-            if applied.get(part) == digest:
-                continue
+        todo = {part: config for part, (digest, config) in wanted.items()
+                if applied.get(part) != digest}
+        _lock_all_or_none(conn, todo)
+        for part, config in todo.items():
             if config is None:
                 conn.execute(CONTROL_DDL)
             else:
@@ -173,7 +203,25 @@ def ensure_schema(conn: psycopg.Connection, sources=None) -> None:
             conn.execute(
                 "insert into tally.schema_state (part, digest) values (%s, %s)"
                 " on conflict (part) do update set digest = excluded.digest,"
-                " applied_at = now()", (part, digest))
+                " applied_at = now()", (part, wanted[part][0]))
+
+
+def _lock_all_or_none(conn: psycopg.Connection, todo: dict) -> None:
+    """ACCESS EXCLUSIVE on every existing table the parts' DDL changes or references, taken
+    at once without waiting: a control change may alter any control table; a raw table
+    references tally.files."""
+    names = {"tally.files"}
+    if any(config is None for config in todo.values()):
+        names |= {f"tally.{name}" for (name,) in conn.execute(
+            "select relname from pg_class where relnamespace = 'tally'::regnamespace"
+            " and relkind in ('r', 'p') and relname <> 'schema_state'").fetchall()}
+    for config in (c for c in todo.values() if c is not None):
+        names |= {config.table_name(table) for table in (None, *config.tables)}
+    existing = [name for name in sorted(names)
+                if conn.execute("select to_regclass(%s)", (name,)).fetchone()[0]]
+    if existing:
+        conn.execute(sql.SQL("lock table {} in access exclusive mode nowait").format(
+            sql.SQL(", ").join(sql.Identifier(*name.split(".")) for name in existing)))
 
 
 def _ensure_raw_table(conn: psycopg.Connection, config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import secrets as _secrets
 
@@ -25,13 +26,19 @@ def ensure_secrets(settings: Settings) -> Settings:
 
 
 def up(settings: Settings | None = None) -> Settings:
-    settings = ensure_secrets(settings or load())
-    if settings.pg.embedded:
-        postgres.start(settings)
-    postgres.bootstrap(settings)
-    if settings.s3.embedded:
-        s3.start(settings)
-    s3.create_buckets(settings)
+    settings = settings or load()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    # Every `tally run` and `tally upload` sets the services up, and several may start at once:
+    # one at a time, or two would generate different secrets or start the same server twice.
+    with open(settings.home / ".services.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        settings = ensure_secrets(settings)
+        if settings.pg.embedded:
+            postgres.start(settings)
+        postgres.bootstrap(settings)
+        if settings.s3.embedded:
+            s3.start(settings)
+        s3.create_buckets(settings)
     return settings
 
 

@@ -128,8 +128,12 @@ def _as_admin(settings: Settings, statements: str, database: str = "postgres") -
             "-p", str(settings.pg.port), "-U", admin_user(), "-d", database,
         ]),
         # On stdin, not in argv where any local user could read a password. Errors never echo
-        # the statement, neither here (terse) nor in the server's log.
-        input="set log_min_error_statement = panic;\n" + statements,
+        # the statement, neither here (terse) nor in the server's log. One setup at a time:
+        # every `tally run` and `tally upload` sets the roles up, and two ALTER ROLEs of the
+        # same role at once fail ("tuple concurrently updated"); the lock ends with psql.
+        input=("set log_min_error_statement = panic;\n"
+               "select pg_advisory_lock(hashtext('tally.setup_as_admin')) \\g /dev/null\n"
+               + statements),
         capture_output=True, text=True,
     )
     if result.returncode != 0:
