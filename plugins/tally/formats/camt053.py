@@ -311,26 +311,29 @@ def _statement(doc: _Doc, stmt, message_id: str, file_name: str) -> tuple[dict, 
 
 def _flatten(element, skip: str = "") -> dict[str, list[str]]:
     """Every text and attribute below element by local path ("Refs/EndToEndId",
-    "Amt@Ccy"), in document order; children named `skip` are left out. One walk per entry is
-    much faster than one lookup per field."""
+    "Amt@Ccy"), in document order; children named `skip` are left out, with everything below
+    them. One walk per entry is much faster than one lookup per field; the walk is lxml's
+    (iterdescendants, in C), each element's path its parent's path and its own name."""
     found: dict[str, list[str]] = {}
-
-    def walk(node, prefix: str) -> None:
-        for child in node:
-            if not isinstance(child.tag, str):  # comments, processing instructions
-                continue
-            name = child.tag.rpartition("}")[2]
-            if name == skip:
-                continue
-            path = prefix + name
-            text = (child.text or "").strip()
-            if text:
-                found.setdefault(path, []).append(text)
-            for key, value in child.attrib.items():
+    paths = {element: ""}  # element -> its path and "/", for the elements kept
+    for child in element.iterdescendants():
+        tag = child.tag
+        if type(tag) is not str:  # comments, processing instructions
+            continue
+        parent = paths.get(child.getparent())
+        if parent is None:  # below a skipped element
+            continue
+        name = tag.rpartition("}")[2]
+        if name == skip:
+            continue
+        path = parent + name
+        paths[child] = path + "/"
+        text = child.text
+        if text and (text := text.strip()):
+            found.setdefault(path, []).append(text)
+        if child.attrib:
+            for key, value in child.items():
                 found.setdefault(f"{path}@{key}", []).append(value.strip())
-            walk(child, path + "/")
-
-    walk(element, "")
     return found
 
 
