@@ -89,9 +89,12 @@ def load_files(settings: Settings, configs: dict[str, SourceConfig],
         with postgres.connect(settings, autocommit=True) as conn:
             return [load_file(settings, conn, s3, configs[source], file_id)
                     for file_id, source, _ in pending]
-    # fork: the workers start at once with the modules already imported. This process holds no
-    # connection while they run (the caller closed its own), so none is shared with a child.
-    context = multiprocessing.get_context("fork")
+    # forkserver: workers are forked from a clean single-threaded server that has imported the
+    # loader (pandas, pyarrow, the parsers) once, not from this process, which may run threads
+    # (an Airflow task does) or hold connections.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tally.loading", "tally.formats.csv_table",
+                                    "tally.formats.camt053", "tally.formats.alipay_bill"])
     largest_first = sorted(pending, key=lambda p: -(p[2] or 0))
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {file_id: pool.submit(_load_in_worker, settings, configs[source], file_id)
