@@ -8,9 +8,10 @@ What no cap may leave out is summed by PostgreSQL over every row: suspense per b
 channel's bill day awaiting its payout is one line, with its row count and amount) and per
 ageing bucket, on sheets of their own. A cut sheet ends with a line saying how many rows it
 shows of how many and naming the CSV and Parquet extracts, which hold every row; the summary
-sheet repeats it. Reason: at a million transactions a day half a million items wait in
-suspense; an Excel sheet of them is neither readable nor workable (filtering it is what the
-extracts and BI are for), and writing them cell by cell was most of publishing's time.
+sheet repeats it. Reason: tens of thousands of breaks a day at a million transactions (and
+as many items in suspense on a day whose statements did not come) are neither readable nor
+workable as a sheet (filtering every row is what the extracts and BI are for), and writing
+them cell by cell was most of publishing's time.
 
 Written with xlsxwriter in constant-memory mode: each row goes to the sheet's temporary file as
 it is written, so rows stream from the database cursor through the writer without being held.

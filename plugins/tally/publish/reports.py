@@ -3,10 +3,14 @@
 Every output is rendered from the `reporting` views only (the contract BI tools read too):
 a workbook and an HTML report for finance, and a CSV and a Parquet extract of each view.
 
-**Extracts hold every row; the workbook and the HTML report are bounded.** A day of ten million
-transactions leaves millions of rows in `outcomes` and `matches` and hundreds of thousands of
-items in suspense: nobody works half a million rows in Excel, and writing them cell by cell was
-most of publishing's time. So the workbook's item sheets (breaks, suspense) hold at most
+**Extracts hold every row; the workbook and the HTML report are bounded.** A day of a million
+transactions leaves millions of rows in `outcomes` and `matches` and tens of thousands of
+breaks (29,423 on the 1M bench day; ten times that at 10M); suspense is kept per batch by the
+models already (a channel's bill day awaiting its payout is one `settlement_batch` item), but a
+day of missing statements can still leave many items waiting. Nobody works such sheets in
+Excel, and writing them cell by cell was most of publishing's time (555k suspense rows × 16
+cells, when suspense still listed bill rows). So the workbook's item sheets (breaks, suspense)
+hold at most
 `Settings.workbook_rows` rows (10,000 by default), the ones a person looks at first: open
 breaks, then the largest amounts; suspense items largest first. Next to them the workbook shows
 what no cap can leave out, summed by PostgreSQL over every row: suspense per batch (a channel's
