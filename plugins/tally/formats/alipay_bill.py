@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from tally import money
-from tally.formats import FormatError, Parsed
+from tally.formats import CHUNK_ROWS, FormatError, Parsed, Piece, Pieces, collect
 from tally.formats.common import decode, finish_source, finish_table
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -67,6 +67,14 @@ class Section:
 
 
 def parse(data: bytes, config, file_name: str) -> Parsed:
+    return collect(Pieces(parse_pieces(data, config, file_name)), config)
+
+
+def parse_pieces(data: bytes, config, file_name: str, chunk_rows: int = CHUNK_ROWS):
+    """Each member's rows as one piece as soon as the member is read and checked (main rows
+    first, then the secondary tables); returns (checks, encoding). A member's bytes, text and
+    cells are dropped once read, and its rows once handed over unless a totals member still
+    needs them: a bill's members are not all held at once."""
     if not data.strip():
         raise FormatError(file_name, "empty file")
     options = config.options
@@ -75,14 +83,18 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
     specs = options["members"]
     # The main rows first, then other tables, then members that check another one's totals.
     order = sorted(members, key=lambda role: (role != main, "totals_of" in specs[role]))
+    needed = {specs[role]["totals_of"] for role in order if "totals_of" in specs[role]}
     frames: dict[str, tuple[pd.DataFrame, dict]] = {}
-    tables, checks, encoding = {}, [], None
+    checks, encoding = [], None
     for role in order:
-        name, raw = members[role]
+        name, raw = members.pop(role)
         spec = specs[role]
+        piece = None
         with in_member(file_name, name if zipped else None):
             text, used = decode(raw, config.encoding, file_name)
+            del raw
             section = read_section(text, spec, config.delimiter, file_name)
+            del text
             if "totals_of" in spec:
                 target = spec["totals_of"]
                 if target not in frames:
@@ -94,14 +106,23 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
                 rows = finish_source(frame, config, file_name)
                 frames[role], encoding = (rows, config.amounts), used
                 checks += check_fee_sign(rows, config.fee_sign, file_name)
+                piece = Piece(None, rows)
             elif "table" in spec:
                 table = spec["table"]
                 frame = read_member(section, spec["headers"], spec, file_name)
-                tables[table] = finish_table(frame, config, table, file_name)
-                frames[role] = (tables[table], config.tables[table].amounts)
+                rows = finish_table(frame, config, table, file_name)
+                frames[role] = (rows, config.tables[table].amounts)
+                piece = Piece(table, rows)
             if role in frames:
                 checks += check_member(section, spec, *frames[role], file_name)
-    return Parsed(rows=frames[main][0], checks=checks, tables=tables, encoding=encoding)
+            del section
+        if piece is not None:
+            if role not in needed:
+                frames.pop(role, None)
+            del frame, rows
+            yield piece
+            del piece
+    return checks, encoding
 
 
 @contextmanager
