@@ -1,8 +1,11 @@
 """Load landed files into raw tables with COPY: a whole file in one transaction, or nothing.
 
 A day's files are loaded by a pool of worker processes (`Settings.load_workers`, two on a
-two-core machine), largest file first, each file by one worker on its own connection: parsing is
-CPU-bound Python, so a second process, not a thread, is what uses the second core. A small day
+two-core machine), each file by a fresh worker on its own connection: parsing is CPU-bound
+Python, so a second process, not a thread, is what uses the second core. The file expected to
+take the most memory goes first, and files run side by side only while their estimated
+memory (file size times what its parser was measured to take per byte) stays within a budget:
+the channel bills, which expand most, run beside small files only. A small day
 (one file, or only a few MiB) is loaded in this process: starting workers would cost more than
 it saves.
 
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 import psycopg
@@ -77,10 +80,24 @@ def copy_rows(conn: psycopg.Connection, table_name: str, raw_columns: list[str],
     return len(rows)
 
 
+# Memory a file's parse takes per byte of the file, by parser, measured on the 1M bench day
+# (peak above imports / file size): compressed channel bills expand most.
+MEMORY_PER_BYTE = {"alipay_bill": 46, "wechatpay_bill": 113, "csv_table": 4, "camt053": 3}
+DEFAULT_MEMORY_PER_BYTE = 8
+# What the workers may take together, by those estimates: a file estimated above it runs alone.
+WORKERS_MEMORY_BUDGET = 1200 * 2**20
+
+
+def estimate(config: SourceConfig, size: int | None) -> int:
+    return (size or 0) * MEMORY_PER_BYTE.get(config.parser, DEFAULT_MEMORY_PER_BYTE)
+
+
 def load_files(settings: Settings, configs: dict[str, SourceConfig],
                pending: list[tuple[int, str, int]]) -> list[Loaded]:
     """Load each (file_id, source, size in bytes); results in file_id order. Files are spread
-    over `settings.load_workers` processes, largest first, unless the day is small."""
+    over `settings.load_workers` processes, the largest estimate first, while the estimated
+    memory of the files being loaded stays within WORKERS_MEMORY_BUDGET (one file alone may
+    exceed it); a small day is loaded in this process."""
     workers = min(settings.load_workers, len(pending))
     if workers <= 1 or sum(size or 0 for _, _, size in pending) < PARALLEL_MIN_BYTES:
         from tally.services import postgres
@@ -91,15 +108,32 @@ def load_files(settings: Settings, configs: dict[str, SourceConfig],
                     for file_id, source, _ in pending]
     # forkserver: workers are forked from a clean single-threaded server that has imported the
     # loader (pandas, pyarrow, the parsers) once, not from this process, which may run threads
-    # (an Airflow task does) or hold connections.
+    # (an Airflow task does) or hold connections. One file per worker: the memory a parse
+    # leaves in its process is returned when the process ends.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tally.loading", "tally.formats.csv_table",
                                     "tally.formats.camt053", "tally.formats.alipay_bill"])
-    largest_first = sorted(pending, key=lambda p: -(p[2] or 0))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {file_id: pool.submit(_load_in_worker, settings, configs[source], file_id)
-                   for file_id, source, _ in largest_first}
-        return [futures[file_id].result() for file_id in sorted(futures)]
+    waiting = sorted(((estimate(configs[source], size), file_id, source)
+                      for file_id, source, size in pending), reverse=True)
+    results: dict[int, Loaded] = {}
+    running: dict = {}  # future -> (file_id, estimate)
+    with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+        while waiting or running:
+            used = sum(weight for _, weight in running.values())
+            # the largest waiting file that fits beside the running ones (any file, alone)
+            fit = next((item for item in waiting
+                        if not running or used + item[0] <= WORKERS_MEMORY_BUDGET), None)
+            if fit is not None and len(running) < workers:
+                waiting.remove(fit)
+                weight, file_id, source = fit
+                future = pool.submit(_load_in_worker, settings, configs[source], file_id)
+                running[future] = (file_id, weight)
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                file_id, _ = running.pop(future)
+                results[file_id] = future.result()
+    return [results[file_id] for file_id in sorted(results)]
 
 
 def _load_in_worker(settings: Settings, config: SourceConfig, file_id: int) -> Loaded:
