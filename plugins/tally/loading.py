@@ -3,9 +3,9 @@
 A day's files are loaded by a pool of worker processes (`Settings.load_workers`, two on a
 two-core machine), each file by a fresh worker on its own connection: parsing is CPU-bound
 Python, so a second process, not a thread, is what uses the second core. The file expected to
-take the most memory goes first, and files run side by side only while their estimated
-memory (file size times what its parser was measured to take per byte) stays within a budget:
-the channel bills, which expand most, run beside small files only. A small day
+take longest goes first, and files run side by side only while their estimated memory (file
+size times what its parser was measured to take per byte) stays within a budget: a channel
+bill, which expands most, runs beside small files only. A small day
 (one file, or only a few MiB) is loaded in this process: starting workers would cost more than
 it saves.
 
@@ -84,6 +84,10 @@ def copy_rows(conn: psycopg.Connection, table_name: str, raw_columns: list[str],
 # (peak above imports / file size): compressed channel bills expand most.
 MEMORY_PER_BYTE = {"alipay_bill": 46, "wechatpay_bill": 113, "csv_table": 4, "camt053": 3}
 DEFAULT_MEMORY_PER_BYTE = 8
+# Parse time per byte, relative (the same day): the longest parse starts first, since the
+# day's load cannot end before it does.
+TIME_PER_BYTE = {"alipay_bill": 23, "wechatpay_bill": 45, "csv_table": 1, "camt053": 5}
+DEFAULT_TIME_PER_BYTE = 4
 # What the workers may take together, by those estimates: a file estimated above it runs alone.
 WORKERS_MEMORY_BUDGET = 1200 * 2**20
 
@@ -95,9 +99,9 @@ def estimate(config: SourceConfig, size: int | None) -> int:
 def load_files(settings: Settings, configs: dict[str, SourceConfig],
                pending: list[tuple[int, str, int]]) -> list[Loaded]:
     """Load each (file_id, source, size in bytes); results in file_id order. Files are spread
-    over `settings.load_workers` processes, the largest estimate first, while the estimated
-    memory of the files being loaded stays within WORKERS_MEMORY_BUDGET (one file alone may
-    exceed it); a small day is loaded in this process."""
+    over `settings.load_workers` processes, the longest parse first, a file joining the running
+    ones only while their estimated memory stays within WORKERS_MEMORY_BUDGET (one file alone
+    may exceed it); a small day is loaded in this process."""
     workers = min(settings.load_workers, len(pending))
     if workers <= 1 or sum(size or 0 for _, _, size in pending) < PARALLEL_MIN_BYTES:
         from tally.services import postgres
@@ -113,14 +117,16 @@ def load_files(settings: Settings, configs: dict[str, SourceConfig],
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tally.loading", "tally.formats.csv_table",
                                     "tally.formats.camt053", "tally.formats.alipay_bill"])
-    waiting = sorted(((estimate(configs[source], size), file_id, source)
-                      for file_id, source, size in pending), reverse=True)
+    # (memory, file, source), the longest parse first
+    waiting = [(estimate(configs[source], size), file_id, source) for file_id, source, size
+               in sorted(pending, key=lambda p: -(p[2] or 0) * TIME_PER_BYTE.get(
+                   configs[p[1]].parser, DEFAULT_TIME_PER_BYTE))]
     results: dict[int, Loaded] = {}
     running: dict = {}  # future -> (file_id, estimate)
     with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
         while waiting or running:
             used = sum(weight for _, weight in running.values())
-            # the largest waiting file that fits beside the running ones (any file, alone)
+            # the longest waiting file that fits beside the running ones (any file, alone)
             fit = next((item for item in waiting
                         if not running or used + item[0] <= WORKERS_MEMORY_BUDGET), None)
             if fit is not None and len(running) < workers:
