@@ -90,7 +90,7 @@ def test_a_clean_day_publishes_every_output_and_they_agree_with_the_views(built,
     expected = sorted([prefix + "_manifest.json", prefix + f"report_{DAY}.html",
                        prefix + f"report_{DAY}.xlsx",
                        *(prefix + f"{v}.{ext}" for v in views for ext in ("csv", "parquet"))])
-    assert keys(s3, zone) == expected  # and nothing left under the staging prefix
+    assert keys(s3, zone) == expected  # each output written once, into the version
 
     manifest = json.loads(storage.get_bytes(s3, zone, prefix + "_manifest.json"))
     run = conn.execute("select code_version, rules_digest from tally.runs where run_id = %s",
@@ -134,7 +134,8 @@ def test_a_clean_day_publishes_every_output_and_they_agree_with_the_views(built,
     book = openpyxl.load_workbook(io.BytesIO(storage.get_bytes(s3, zone,
                                                                f"{prefix}report_{DAY}.xlsx")))
     assert book.sheetnames == ["汇总 Summary", "差异 Breaks", "挂账 Suspense",
-                               "挂账账龄 Suspense ageing", "状态更正 Status corrections",
+                               "挂账批次 Suspense batches", "挂账账龄 Suspense ageing",
+                               "状态更正 Status corrections",
                                *(["余额核对 Balance checks"] if balance else [])]
     # The breaks sheet leaves out suspense items: they are on the suspense sheet.
     for sheet, view, where in [("差异 Breaks", "breaks", "outcome <> 'suspense'"),
@@ -160,11 +161,12 @@ def test_a_clean_day_publishes_every_output_and_they_agree_with_the_views(built,
     becomes = {r["逾期后差异类型 / Becomes break type"] for r in sheet_table(book["挂账 Suspense"])}
     assert becomes and becomes <= {f"{zh} {en}" for zh, en in conn.execute(
         "select label_zh, label_en from reference.break_types").fetchall()}
-    # Ageing buckets account for every suspense row and amount.
-    ageing = sheet_table(book["挂账账龄 Suspense ageing"])
+    # Ageing buckets and batches each account for every suspense row and amount.
     count, sums = view_totals(conn, "suspense")
-    assert sum(r["笔数 / Count"] for r in ageing) == count
-    assert minor_sums(ageing) == sums
+    for sheet in ("挂账账龄 Suspense ageing", "挂账批次 Suspense batches"):
+        summed = sheet_table(book[sheet])
+        assert sum(r["笔数 / Count"] for r in summed) == count
+        assert minor_sums(summed) == sums
     # The summary table is the daily_summary view.
     summary = list(book["汇总 Summary"].iter_rows(values_only=True))
     head = summary.index(next(r for r in summary if r[0] == "对账项目 / Project"))
@@ -174,6 +176,81 @@ def test_a_clean_day_publishes_every_output_and_they_agree_with_the_views(built,
     assert in_sheet == {(p, c): (n, m, b) for p, c, n, m, b in conn.execute(
         "select project, currency, row_count, matched_count, break_amount_minor"
         " from reporting.daily_summary where business_date = %s", (DAY,)).fetchall()}
+
+
+def test_a_capped_workbook_shows_the_largest_items_and_the_extracts_keep_every_row(
+        built, conn, s3, zone):
+    """With the workbook limited to 3 rows a sheet: the suspense and breaks sheets show the 3
+    largest (open breaks first), each ends with a note naming the extracts, the summary sheet
+    repeats it; batches and ageing still sum every item; the extracts hold every row."""
+    import dataclasses
+
+    capped = dataclasses.replace(built, env={**built.env, "TALLY_WORKBOOK_ROWS": "3"})
+    assert capped.workbook_rows == 3
+    pipeline.publish(capped, RUN, DAY)
+    prefix = f"daily/{DAY}/v0001/"
+    book = openpyxl.load_workbook(io.BytesIO(storage.get_bytes(s3, zone,
+                                                               f"{prefix}report_{DAY}.xlsx")))
+    notes = [r[0] for r in book["汇总 Summary"].iter_rows(values_only=True) if r[0]]
+    count, sums = view_totals(conn, "suspense")
+    broken, _ = view_totals(conn, "breaks", "outcome <> 'suspense'")
+    assert count > 3 and broken > 3
+    for sheet, view, where, order in [
+            ("挂账 Suspense", "suspense", "true", "abs(amount_minor) desc"),
+            ("差异 Breaks", "breaks", "outcome <> 'suspense'",
+             "outcome <> 'break', outcome <> 'matched', abs(amount_minor) desc")]:
+        rows = list(book[sheet].iter_rows(values_only=True))
+        table = [dict(zip(rows[0], row, strict=True)) for row in rows[1:4]]
+        largest = [r[0] for r in conn.execute(
+            f"select amount_minor from reporting.{view} where business_date = %s and {where}"
+            f" order by {order} limit 3", (DAY,)).fetchall()]
+        assert [int(Decimal(str(r["金额 / Amount"])) * 100) for r in table] == largest
+        total = count if view == "suspense" else broken
+        assert len(rows) == 1 + 3 + 2  # header, 3 rows, a blank line, the note
+        note = rows[-1][0]
+        assert f"3 of {total:,} rows shown" in note and f"{view}.csv and {view}.parquet" in note
+        assert note in notes
+    # Every item is counted in the batches and the ageing, whatever the cap.
+    for sheet in ("挂账批次 Suspense batches", "挂账账龄 Suspense ageing"):
+        summed = sheet_table(book[sheet])
+        assert sum(r["笔数 / Count"] for r in summed) == count
+        assert minor_sums(summed) == sums
+    # The extracts hold every row.
+    text = storage.get_bytes(s3, zone, f"{prefix}suspense.csv").decode("utf-8-sig")
+    assert len(list(csv.DictReader(io.StringIO(text)))) == count
+    table = pq.read_table(io.BytesIO(storage.get_bytes(s3, zone, f"{prefix}breaks.parquet")))
+    assert table.num_rows == view_totals(conn, "breaks")[0]
+
+
+def test_extracts_keep_null_and_empty_text_apart_and_write_values_as_before(built, conn,
+                                                                           tmp_path):
+    """PostgreSQL writes the CSV: booleans as True/False, a NULL as an empty cell, an empty
+    text as "", amounts' decimal text exactly; Parquet reads NULL as null and "" as ""."""
+    conn.execute(f"create or replace view reporting.probe as select '{DAY}'::date as business_date,"
+                 " * from (values (1, 'a,b', ''::text, true, -1234::bigint, 'CNY', 1.50),"
+                 " (2, null, 'x\"y', false, 5::bigint, 'JPY', null),"
+                 " (3, 'z', null, null, null::bigint, 'KWD', 0.25))"
+                 " as t(n, label, note, flag, amount_minor, currency, rate)")
+    try:
+        extract = reports.export_view(conn, "probe", DAY, tmp_path)
+    finally:
+        conn.execute("drop view reporting.probe")
+    assert extract.rows == 3
+    text = extract.files["probe.csv"].read_bytes().decode("utf-8")
+    assert text == ("\ufeffbusiness_date,n,label,note,flag,amount_minor,currency,rate,amount\n"
+                    f'{DAY},1,"a,b","",True,-1234,CNY,1.50,-12.34\n'
+                    f'{DAY},2,,"x""y",False,5,JPY,,5\n'
+                    f"{DAY},3,z,,,,KWD,0.25,\n")
+    table = pq.read_table(extract.files["probe.parquet"])
+    assert table.column_names == ["business_date", "n", "label", "note", "flag",
+                                  "amount_minor", "currency", "rate"]
+    assert table.column("note").to_pylist() == ["", 'x"y', None]
+    assert table.column("label").to_pylist() == ["a,b", None, "z"]
+    assert table.column("flag").to_pylist() == [True, False, None]
+    assert table.column("amount_minor").to_pylist() == [-1234, 5, None]
+    assert str(table.schema.field("rate").type) == "decimal128(38, 2)"
+    assert [str(v) if v is not None else None for v in table.column("rate").to_pylist()] == [
+        "1.50", None, "0.25"]
 
 
 def test_publishing_again_creates_the_next_version_and_never_overwrites(built, s3, zone):
@@ -189,7 +266,6 @@ def test_publishing_again_creates_the_next_version_and_never_overwrites(built, s
     for name in ("outcomes.csv", "breaks.parquet"):
         assert storage.get_bytes(s3, zone, f"daily/{DAY}/v0002/{name}") == \
             before[f"daily/{DAY}/v0001/{name}"]
-    assert keys(s3, zone, "_staging/") == []
 
 
 def test_a_reader_sees_a_version_only_once_its_manifest_exists(built, conn, s3, zone,
@@ -229,7 +305,6 @@ def test_a_publication_that_dies_midway_stays_invisible(built, s3, zone, monkeyp
         pipeline.publish(built, RUN, DAY)
     assert len(keys(s3, zone, f"daily/{DAY}/v0001/")) == 2
     assert reports.complete_versions(s3, zone, DAY) == []
-    assert keys(s3, zone, "_staging/") == []  # staging is cleaned up even on failure
 
     monkeypatch.setattr(storage, "put_if_absent", put)
     assert pipeline.publish(built, RUN, DAY).endswith("/v0002/")
@@ -371,13 +446,13 @@ def test_extracts_stream_in_batches_with_the_same_bytes(built, conn, tmp_path, m
     assert str(schema.field("minutes_apart").type) == "decimal128(38, 1)"
 
 
-def test_a_sheet_past_excels_row_limit_keeps_the_first_rows_and_the_summary_says_so(
-        tmp_path, monkeypatch):
-    """The suspense sheet streams from an iterator: rows past the limit are read (counted) but
-    not written, and the summary sheet points to the CSV extract."""
+def test_the_item_sheets_hold_at_most_the_configured_rows_and_say_where_the_rest_are(
+        tmp_path):
+    """The suspense sheet shows the rows it is given (the largest, read by SQL) up to the
+    workbook's limit; the rows past it are read (counted) but not written; the sheet's last
+    line and the summary sheet say how many of how many and name the extracts."""
     from tally.publish import excel
 
-    monkeypatch.setattr(excel, "MAX_ROWS", 10)  # Excel's real limit is a million rows
     consumed = []
 
     def suspense():
@@ -385,7 +460,7 @@ def test_a_sheet_past_excels_row_limit_keeps_the_first_rows_and_the_summary_says
             consumed.append(i)
             yield {"age_days": i % 9, "project": "platform_vs_bank", "source": "bank_csv",
                    "side": "bank", "kind": "transfer", "direction": "credit",
-                   "reference": f"R{i:03d}", "account": "****1234", "amount_minor": 100 + i,
+                   "reference": f"R{i:03d}", "account": "****1234", "amount_minor": 1000 - i,
                    "currency": "CNY", "status": "success", "transaction_date": DAY,
                    "becomes_break_type": "long", "explanation": "no counterpart yet",
                    "transaction_key": f"k{i:03d}"}
@@ -397,17 +472,26 @@ def test_a_sheet_past_excels_row_limit_keeps_the_first_rows_and_the_summary_says
         DAY, {"run_id": "r1", "gate_passed": True, "gate": {"evaluated": 3}},
         {"daily_summary": view("daily_summary", [c.key for c in excel.SUMMARY_COLUMNS]),
          "breaks": view("breaks", ["break_type", "label_zh", "label_en", "outcome"]),
-         "status_corrections": view("status_corrections", ["project"])})
+         "status_corrections": view("status_corrections", ["project"])},
+        counts={"suspense": 40, "breaks": 0}, limit=10)
     path = tmp_path / "book.xlsx"
     excel.write_workbook(day, suspense(), path)
 
     assert len(consumed) == 25
     book = openpyxl.load_workbook(path)
-    rows = sheet_table(book["挂账 Suspense"])
-    assert [r["参考号 / Reference"] for r in rows] == [f"R{i:03d}" for i in range(10)]
-    assert [Decimal(str(r["金额 / Amount"])) for r in rows] == [Decimal(100 + i) / 100
-                                                                for i in range(10)]
-    assert book["挂账 Suspense"].auto_filter.ref == "A1:Q11"
+    sheet = book["挂账 Suspense"]
+    rows = list(sheet.iter_rows(values_only=True))
+    table = [dict(zip(rows[0], row, strict=True)) for row in rows[1:11]]
+    assert [r["参考号 / Reference"] for r in table] == [f"R{i:03d}" for i in range(10)]
+    assert [Decimal(str(r["金额 / Amount"])) for r in table] == [Decimal(1000 - i) / 100
+                                                                 for i in range(10)]
+    assert sheet.auto_filter.ref == "A1:Q11"
+    # a blank line, then the note (the counts from the day: 40 in suspense, not the 25 read)
+    assert rows[11] == (None,) * len(rows[0])
+    note = rows[12][0]
+    assert note.startswith("挂账 Suspense: 仅列出 10 / 40 行")
+    assert "10 of 40 rows shown (largest amounts first)" in note
+    assert "suspense.csv and suspense.parquet" in note
     notes = [r[0] for r in book["汇总 Summary"].iter_rows(values_only=True) if r[0]]
-    assert any(n.startswith("挂账 Suspense: 仅前 10 行") for n in notes)
-    assert not any(n.startswith("差异 Breaks: 仅前") for n in notes)
+    assert note in notes
+    assert not any(n.startswith("差异 Breaks") for n in notes)

@@ -91,6 +91,18 @@ class Settings:
         return self.home / "secrets.json"
 
     @property
+    def load_workers(self) -> int:
+        """Processes that load a day's files at once (TALLY_LOAD_WORKERS; default: the
+        machine's cores, at most 4)."""
+        return max(1, int(self.env.get("TALLY_LOAD_WORKERS") or min(os.cpu_count() or 1, 4)))
+
+    @property
+    def workbook_rows(self) -> int:
+        """Rows at most on the workbook's item sheets (breaks, suspense) and in its batch
+        table (TALLY_WORKBOOK_ROWS, default 10,000); the extracts hold every row."""
+        return max(1, int(self.env.get("TALLY_WORKBOOK_ROWS") or 10_000))
+
+    @property
     def run_dir(self) -> Path:
         return self.home / "run"
 

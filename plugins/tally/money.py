@@ -95,11 +95,20 @@ def series_to_minor(values: pd.Series, currencies: pd.Series, allow_excess: bool
     whole = pc.struct_field(parts, "whole")
     frac = pc.utf8_rtrim(pc.struct_field(parts, "frac"), "0")
     frac_len = pc.utf8_length(frac).to_numpy(zero_copy_only=False)
-    exp = currencies.astype("string").str.upper().map(EXPONENTS)
-    known = exp.notna().to_numpy()
-    exp_values = exp.fillna(0).astype("int64").to_numpy()
-    usable = parsed & known & (np.char.str_len(
-        np.asarray(pc.fill_null(whole, "").to_numpy(zero_copy_only=False), dtype=str)) <= 15)
+    # Each distinct currency's exponent looked up once (-1: unknown or missing), then taken.
+    upper = pc.utf8_upper(pa.array(currencies.astype("string"), type=pa.string()))
+    if isinstance(upper, pa.ChunkedArray):
+        upper = upper.combine_chunks()
+    codes = pc.dictionary_encode(upper)
+    known_codes = [EXPONENTS.get(c, -1) if c is not None else -1
+                   for c in codes.dictionary.to_pylist()]
+    lookup = np.asarray([*known_codes, -1], dtype="int64")  # the last: a missing currency
+    at = pc.fill_null(codes.indices, len(known_codes)).to_numpy(zero_copy_only=False)
+    exp_all = lookup[at]
+    known = exp_all >= 0
+    exp_values = np.where(known, exp_all, 0)
+    digits = pc.fill_null(pc.utf8_length(whole), 0).to_numpy(zero_copy_only=False)
+    usable = parsed & known & (digits <= 15)
     inexact = usable & (np.nan_to_num(frac_len.astype("float64"), nan=0).astype("int64")
                         > exp_values)
     bad = ~usable | (inexact & (not allow_excess))

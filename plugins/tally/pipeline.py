@@ -163,18 +163,16 @@ def load_day(settings: Settings, business_date: date, only: list[str] | None = N
         finally:
             _release_when_reachable(settings, own)
     chosen = list(_selected(configs, only))
-    s3 = storage.client(settings)
-    results = []
     with postgres.connect(settings, autocommit=True) as conn:
         runlock.acquire(conn, run_id, business_date)  # still this run's (RunInProgress if not)
         warehouse.ensure_schema(conn, configs)
         pending = conn.execute(
-            "select file_id, source from tally.files where business_date = %s"
+            "select file_id, source, size_bytes from tally.files where business_date = %s"
             " and status = 'landed' and source = any(%s) order by file_id",
             (business_date, chosen),
         ).fetchall()
-        for file_id, source in pending:
-            results.append(loading.load_file(settings, conn, s3, configs[source], file_id))
+    # Closed before the files load: the loader may fork worker processes.
+    results = loading.load_files(settings, configs, pending)
     return {
         "loaded_files": sum(r.status == "loaded" for r in results),
         "loaded_rows": sum(r.rows for r in results),

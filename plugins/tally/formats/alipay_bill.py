@@ -33,10 +33,11 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from tally import money
-from tally.formats import FormatError, Parsed
+from tally.formats import CHUNK_ROWS, FormatError, Parsed, Piece, Pieces, collect
 from tally.formats.common import decode, finish_source, finish_table
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -66,6 +67,14 @@ class Section:
 
 
 def parse(data: bytes, config, file_name: str) -> Parsed:
+    return collect(Pieces(parse_pieces(data, config, file_name)), config)
+
+
+def parse_pieces(data: bytes, config, file_name: str, chunk_rows: int = CHUNK_ROWS):
+    """Each member's rows as one piece as soon as the member is read and checked (main rows
+    first, then the secondary tables); returns (checks, encoding). A member's bytes, text and
+    cells are dropped once read, and its rows once handed over unless a totals member still
+    needs them: a bill's members are not all held at once."""
     if not data.strip():
         raise FormatError(file_name, "empty file")
     options = config.options
@@ -74,14 +83,18 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
     specs = options["members"]
     # The main rows first, then other tables, then members that check another one's totals.
     order = sorted(members, key=lambda role: (role != main, "totals_of" in specs[role]))
+    needed = {specs[role]["totals_of"] for role in order if "totals_of" in specs[role]}
     frames: dict[str, tuple[pd.DataFrame, dict]] = {}
-    tables, checks, encoding = {}, [], None
+    checks, encoding = [], None
     for role in order:
-        name, raw = members[role]
+        name, raw = members.pop(role)
         spec = specs[role]
+        piece = None
         with in_member(file_name, name if zipped else None):
             text, used = decode(raw, config.encoding, file_name)
+            del raw
             section = read_section(text, spec, config.delimiter, file_name)
+            del text
             if "totals_of" in spec:
                 target = spec["totals_of"]
                 if target not in frames:
@@ -93,14 +106,23 @@ def parse(data: bytes, config, file_name: str) -> Parsed:
                 rows = finish_source(frame, config, file_name)
                 frames[role], encoding = (rows, config.amounts), used
                 checks += check_fee_sign(rows, config.fee_sign, file_name)
+                piece = Piece(None, rows)
             elif "table" in spec:
                 table = spec["table"]
                 frame = read_member(section, spec["headers"], spec, file_name)
-                tables[table] = finish_table(frame, config, table, file_name)
-                frames[role] = (tables[table], config.tables[table].amounts)
+                rows = finish_table(frame, config, table, file_name)
+                frames[role] = (rows, config.tables[table].amounts)
+                piece = Piece(table, rows)
             if role in frames:
                 checks += check_member(section, spec, *frames[role], file_name)
-    return Parsed(rows=frames[main][0], checks=checks, tables=tables, encoding=encoding)
+            del section
+        if piece is not None:
+            if role not in needed:
+                frames.pop(role, None)
+            del frame, rows
+            yield piece
+            del piece
+    return checks, encoding
 
 
 @contextmanager
@@ -162,6 +184,9 @@ def unpack(data: bytes, options: dict, file_name: str) -> tuple[dict, bool]:
 def read_section(text: str, spec: dict, delimiter: str, file_name: str) -> Section:
     """Find header and rows between the configured marker lines. Without `table_start` the
     header is the first non-blank line; without `table_end` the rows run to the end."""
+    fast = _read_plain_section(text, spec, delimiter, file_name)
+    if fast is not None:
+        return fast
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     start = spec.get("table_start")
     if start:
@@ -195,6 +220,116 @@ def read_section(text: str, spec: dict, delimiter: str, file_name: str) -> Secti
         header_line=header_at + 1, header=header, cells=cells, line_nos=line_nos,
         counts=counts,
         trailer=[(i + 1, lines[i]) for i in range(end_at, len(lines)) if lines[i].strip()],
+        delimiter=delimiter,
+    )
+
+
+class _Lines:
+    """A text's lines (split at "\n", a "\r" before it dropped) found on demand from either
+    end, without splitting the whole text: a bill's preamble and footer are a few lines around
+    hundreds of thousands of rows."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.count = text.count("\n") + 1
+        self._starts = {0: 0, self.count: len(text) + 1}
+        self._forward, self._backward = 0, self.count  # known up to / from these lines
+
+    def start(self, index: int) -> int:
+        """Offset of line `index` (0-based; `count` is one past the end)."""
+        if index in self._starts:
+            return self._starts[index]
+        text = self.text
+        if index - self._forward <= self._backward - index:
+            at = self._starts[self._forward]
+            for i in range(self._forward + 1, index + 1):
+                at = text.index("\n", at) + 1
+                self._starts[i] = at
+            self._forward = index
+        else:
+            at = self._starts[self._backward]
+            for i in range(self._backward - 1, index - 1, -1):
+                at = text.rfind("\n", 0, at - 1) + 1
+                self._starts[i] = at
+            self._backward = index
+        return self._starts[index]
+
+    def line(self, index: int) -> str:
+        return self.text[self.start(index): self.start(index + 1) - 1].removesuffix("\r")
+
+
+def _read_plain_section(text: str, spec: dict, delimiter: str, file_name: str
+                        ) -> Section | None:
+    """read_section for a bill of plain lines (no quotes, NULs or lone carriage returns) whose
+    records are all as wide: Arrow's reader splits the rows straight from the text between
+    header and end marker, with no Python string per line. None for any other bill (blank or
+    ragged lines among the rows, or markers not found): read_section's general reading then
+    decides, and words its errors."""
+    if '"' in text or "\0" in text or text.count("\r") != text.count("\r\n"):
+        return None
+    lines = _Lines(text)
+    start = spec.get("table_start")
+    header_at = None
+    for i in range(min(lines.count, 200)):  # the preamble: a few lines
+        line = lines.line(i)
+        if (re.search(start, line) if start else line.strip()):
+            header_at = i + 1 if start else i
+            break
+    if header_at is None or header_at >= lines.count or not lines.line(header_at).strip():
+        return None
+    end_at = lines.count
+    end = spec.get("table_end")
+    if end:
+        pattern = re.compile(end)
+        for back in range(min(lines.count - header_at - 1, 200)):  # the footer: a few lines
+            i = lines.count - 1 - back
+            if pattern.search(lines.line(i)):
+                end_at = i
+                break
+        else:
+            return None
+    if end_at <= header_at + 1:
+        return None
+    header_text = lines.line(header_at)
+    if delimiter == "auto":  # WeChat bills come comma- or tab-separated
+        delimiter = "\t" if "\t" in header_text else ","
+    body = text[lines.start(header_at + 1): lines.start(end_at) - 1]
+    if not body.strip() or "\n\n" in body or "\n\r\n" in body:
+        return None
+    first = body.split("\n", 1)[0]
+    width = first.count(delimiter) + 1  # every record as wide, or Arrow refuses the body
+    names = [str(i) for i in range(width)]
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(body.encode("utf-8")),
+            read_options=pa_csv.ReadOptions(column_names=names),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter, quote_char=False, double_quote=False, escape_char=False,
+                ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid:
+        return None
+    blank = None
+    for column in table.columns:
+        empty = pc.equal(pc.utf8_trim_whitespace(column), "")
+        blank = empty if blank is None else pc.and_(blank, empty)
+    keep = pc.invert(blank)
+    line_nos = np.arange(header_at + 2, header_at + 2 + table.num_rows, dtype=np.int64)
+    line_nos = line_nos[keep.to_numpy(zero_copy_only=False)]
+    table = table.filter(keep)
+    if not table.num_rows:
+        return None
+    cells = table.to_pandas()
+    cells.columns = range(width)
+    header = [clean(cell) for cell in next(csv.reader([header_text], delimiter=delimiter))]
+    return Section(
+        preamble=[(i + 1, lines.line(i)) for i in range(header_at)],
+        header_line=header_at + 1, header=header, cells=cells, line_nos=line_nos,
+        counts=np.full(len(line_nos), width, dtype=np.int64),
+        trailer=[(i + 1, line) for i in range(end_at, lines.count)
+                 if (line := lines.line(i)).strip()],
         delimiter=delimiter,
     )
 

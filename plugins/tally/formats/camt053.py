@@ -25,7 +25,7 @@ from functools import lru_cache
 import pandas as pd
 from lxml import etree
 
-from tally.formats import FormatError, Parsed
+from tally.formats import CHUNK_ROWS, FormatError, Parsed, Piece, Pieces, collect
 from tally.formats.common import decode, finish_source, finish_table, records_frame
 
 NAMESPACE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})$")
@@ -105,7 +105,11 @@ def iter_statements(data: bytes, config, file_name: str):
     head = text.lstrip()[:512].lower()
     if head.startswith("<!doctype html") or head.startswith("<html"):
         raise FormatError(file_name, "an HTML page, not a camt.053 statement", 1)
-    payload = text.encode("utf-8")
+    # The bytes are the text's UTF-8 already unless it came in another encoding.
+    if encoding == "utf-8":
+        payload = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    else:
+        payload = text.encode("utf-8")
     del text
     # No entity expansion, no DTD or network fetches, no huge-tree limits lifted. The text is
     # decoded already, so the declared encoding is overridden with the one we re-encode to.
@@ -155,18 +159,59 @@ def iter_statements(data: bytes, config, file_name: str):
 
 
 def parse(data: bytes, config, file_name: str) -> Parsed:
-    parsed, meta = read(data, config, file_name)
-    parsed.checks = check(parsed, meta, file_name)
-    return parsed
+    return collect(Pieces(parse_pieces(data, config, file_name)), config)
+
+
+ENTRY_PIECE_ROWS = 25_000
+# What the self-checks need of each row once its piece has been handed over.
+CHECKED_COLUMNS = ["amount", "amount_minor", "amount_inexact", "direction", "status"]
+
+
+def parse_pieces(data: bytes, config, file_name: str, chunk_rows: int = CHUNK_ROWS):
+    """Entry rows in pieces of about `chunk_rows` as the entries are read, then the
+    statements table; returns (checks, encoding) once every statement has been checked. Of a
+    piece handed over only what the checks need is kept (amount, direction, status)."""
+    kept: list[pd.DataFrame] = []
+    # An entry is read into a dict of ~25 texts before its piece becomes columns: smaller
+    # pieces than the loader's default keep those dicts few.
+    reading = _read(data, config, file_name, min(chunk_rows, ENTRY_PIECE_ROWS))
+    while True:
+        try:
+            rows = next(reading)
+        except StopIteration as done:
+            statements, meta, encoding = done.value
+            break
+        kept.append(rows[[c for c in CHECKED_COLUMNS if c in rows]])
+        yield Piece(None, rows)
+    yield Piece("statements", statements)
+    checked = Parsed(rows=pd.concat(kept).reset_index(drop=True),
+                     tables={"statements": statements})
+    return check(checked, meta, file_name), encoding
 
 
 def read(data: bytes, config, file_name: str) -> tuple[Parsed, dict]:
     """Rows and statements, typed but not yet self-checked (parse() checks them). Also returns
     what the checks need: per row its statement and entry, per statement its line numbers."""
+    reading = _read(data, config, file_name, CHUNK_ROWS)
+    frames = []
+    while True:
+        try:
+            frames.append(next(reading))
+        except StopIteration as done:
+            statements, meta, encoding = done.value
+            break
+    rows = pd.concat(frames).reset_index(drop=True)
+    return Parsed(rows=rows, tables={"statements": statements}, encoding=encoding), meta
+
+
+def _read(data: bytes, config, file_name: str, chunk_rows: int):
+    """Yields the entry rows, typed, in frames of about `chunk_rows` (at least one frame, maybe
+    empty); returns (statements table, what the checks need, encoding)."""
     message_id = ""
     rows, statements, row_meta, stmt_meta = [], [], [], []
     current, seq = None, 0  # the statement being read
     stream = iter_statements(data, config, file_name)
+    yielded = False
     while True:
         try:
             doc, kind, element = next(stream)
@@ -188,25 +233,25 @@ def read(data: bytes, config, file_name: str) -> tuple[Parsed, dict]:
                            entry_seq=str(seq))
                 rows.append(row)
                 row_meta.append((len(statements), seq))
+            if len(rows) >= chunk_rows:
+                yield finish_source(records_frame(rows, config.columns), config, file_name)
+                rows, yielded = [], True
             continue
         current["entry_count"] = str(seq)
         statements.append(current)
         stmt_meta.append(meta)
         current, seq = None, 0
-    frame = records_frame(rows, config.columns)
-    del rows
     # A minified XML puts every entry on line 1: rows are still told apart by their
     # statement and entry sequence (and by record number in the raw tables).
-    parsed = Parsed(
-        rows=finish_source(frame, config, file_name, allow_empty=True),
-        tables={"statements": finish_table(
-            records_frame(statements, config.tables["statements"].columns),
-            config, "statements", file_name)},
-        encoding=encoding,
-    )
+    if rows or not yielded:
+        yield finish_source(records_frame(rows, config.columns), config, file_name,
+                            allow_empty=True)
+    del rows
+    table = finish_table(records_frame(statements, config.tables["statements"].columns),
+                         config, "statements", file_name)
     meta = {"rows": pd.DataFrame(row_meta, columns=["statement", "entry"]),
             "statements": stmt_meta}
-    return parsed, meta
+    return table, meta, encoding
 
 
 def _amount(doc: _Doc, element, path: str) -> tuple[str, str]:
@@ -311,26 +356,29 @@ def _statement(doc: _Doc, stmt, message_id: str, file_name: str) -> tuple[dict, 
 
 def _flatten(element, skip: str = "") -> dict[str, list[str]]:
     """Every text and attribute below element by local path ("Refs/EndToEndId",
-    "Amt@Ccy"), in document order; children named `skip` are left out. One walk per entry is
-    much faster than one lookup per field."""
+    "Amt@Ccy"), in document order; children named `skip` are left out, with everything below
+    them. One walk per entry is much faster than one lookup per field; the walk is lxml's
+    (iterdescendants, in C), each element's path its parent's path and its own name."""
     found: dict[str, list[str]] = {}
-
-    def walk(node, prefix: str) -> None:
-        for child in node:
-            if not isinstance(child.tag, str):  # comments, processing instructions
-                continue
-            name = child.tag.rpartition("}")[2]
-            if name == skip:
-                continue
-            path = prefix + name
-            text = (child.text or "").strip()
-            if text:
-                found.setdefault(path, []).append(text)
-            for key, value in child.attrib.items():
+    paths = {element: ""}  # element -> its path and "/", for the elements kept
+    for child in element.iterdescendants():
+        tag = child.tag
+        if type(tag) is not str:  # comments, processing instructions
+            continue
+        parent = paths.get(child.getparent())
+        if parent is None:  # below a skipped element
+            continue
+        name = tag.rpartition("}")[2]
+        if name == skip:
+            continue
+        path = parent + name
+        paths[child] = path + "/"
+        text = child.text
+        if text and (text := text.strip()):
+            found.setdefault(path, []).append(text)
+        if child.attrib:
+            for key, value in child.items():
                 found.setdefault(f"{path}@{key}", []).append(value.strip())
-            walk(child, path + "/")
-
-    walk(element, "")
     return found
 
 

@@ -1,11 +1,24 @@
-"""The finance workbook: summary, breaks, suspense with ageing, status corrections, balance checks.
+"""The finance workbook: summary, breaks, suspense with batches and ageing, status corrections,
+balance checks.
+
+The workbook is for reading, not for holding every row: the item sheets (breaks, suspense)
+show at most `DayReport.limit` rows (Settings.workbook_rows, 10,000 by default), the ones a
+person looks at first (open breaks, then the largest amounts; suspense items largest first).
+What no cap may leave out is summed by PostgreSQL over every row: suspense per batch (a
+channel's bill day awaiting its payout is one line, with its row count and amount) and per
+ageing bucket, on sheets of their own. A cut sheet ends with a line saying how many rows it
+shows of how many and naming the CSV and Parquet extracts, which hold every row; the summary
+sheet repeats it. Reason: tens of thousands of breaks a day at a million transactions (and
+as many items in suspense on a day whose statements did not come) are neither readable nor
+workable as a sheet (filtering every row is what the extracts and BI are for), and writing
+them cell by cell was most of publishing's time.
 
 Written with xlsxwriter in constant-memory mode: each row goes to the sheet's temporary file as
-it is written, so a sheet of half a million suspense items streams from the database cursor
-through the writer without being held. Amounts are written as numbers derived exactly from
-integer minor units (Decimal(minor).scaleb(-exponent), never float arithmetic; the cell text is
-the Decimal's own digits) with a number format showing the currency's decimals. Headers are
-Chinese / English; the header row is frozen and filterable.
+it is written, so rows stream from the database cursor through the writer without being held.
+Amounts are written as numbers derived exactly from integer minor units
+(Decimal(minor).scaleb(-exponent), never float arithmetic; the cell text is the Decimal's own
+digits) with a number format showing the currency's decimals. Headers are Chinese / English;
+the header row is frozen and filterable.
 """
 
 from __future__ import annotations
@@ -134,10 +147,12 @@ def _set_widths(ws, columns: list[list]) -> None:
         ws.set_column(index, index, min(max(width + 2, 8), 60))
 
 
-def table_sheet(book: _Book, title: str, columns: list[Col], rows: Iterable[dict]) -> int:
+def table_sheet(book: _Book, title: str, columns: list[Col], rows: Iterable[dict],
+                limit: int | None = None) -> int:
     """One header row (frozen, filterable), then a row per dict, streamed: the rows may be an
-    iterator over a cursor. Returns the rows there were (all are read; at most MAX_ROWS are
-    written)."""
+    iterator over a cursor. Returns the rows there were (all are read; at most `limit`, and at
+    most MAX_ROWS, are written)."""
+    limit = MAX_ROWS if limit is None else min(limit, MAX_ROWS)
     ws = book.wb.add_worksheet(title)
     rows = iter(rows)
     sample = list(islice(rows, WIDTH_SAMPLE))
@@ -148,10 +163,10 @@ def table_sheet(book: _Book, title: str, columns: list[Col], rows: Iterable[dict
     writers = [_cell_writer(ws, book, column, index) for index, column in enumerate(columns)]
     count = 0
     for count, row in enumerate(chain(sample, rows), start=1):
-        if count <= MAX_ROWS:
+        if count <= limit:
             for write in writers:
                 write(count, row)
-    ws.autofilter(0, 0, min(count, MAX_ROWS), max(len(columns) - 1, 0))
+    ws.autofilter(0, 0, min(count, limit), max(len(columns) - 1, 0))
     return count
 
 
@@ -179,6 +194,12 @@ SUSPENSE_COLUMNS = [
     Col("amount_minor", "amount"), Col("currency"), Col("status"),
     Col("transaction_date", "date"), Col("becomes_label", title=header("becomes_break_type")),
     Col("awaiting"), Col("explanation"), Col("transaction_key"),
+]
+BATCH_COLUMNS = [
+    Col("project"), Col("source"), Col("kind"), Col("transaction_date", "date"),
+    Col("awaiting"), Col("becomes_label", title=header("becomes_break_type")),
+    Col("currency"), Col("count", "int"), Col("amount_minor", "amount"),
+    Col("age_days", "int", title="最长账龄(天) / Oldest (days)"),
 ]
 AGEING_COLUMNS = [Col("project"), Col("currency"), Col("ageing_bucket"), Col("count", "int"),
                   Col("amount_minor", "amount")]
@@ -263,31 +284,59 @@ def _suspense_rows(rows: Iterable[dict], labels: dict[str, str]) -> Iterator[dic
                "becomes_label": labels.get(r["becomes_break_type"], r["becomes_break_type"])}
 
 
+# Where a cut sheet's every row is, and in what order the rows shown were chosen.
+CUT_SHEETS = {
+    "breaks": ("未决差异在前，金额从大到小", "open breaks first, largest amounts first"),
+    "suspense": ("金额从大到小", "largest amounts first"),
+}
+
+
+def cut_note(title: str, view: str, shown: int, total: int) -> str:
+    zh, en = CUT_SHEETS[view]
+    return (f"{title}: 仅列出 {shown:,} / {total:,} 行（{zh}），全部数据见 {view}.csv 与 "
+            f"{view}.parquet / {shown:,} of {total:,} rows shown ({en}); every row is in "
+            f"{view}.csv and {view}.parquet")
+
+
 def write_workbook(day: reports.DayReport, suspense: Iterable[dict], path: Path) -> None:
-    """The workbook to `path`. `suspense` is the day's reporting.suspense rows in view order,
-    read once (an iterator over a cursor is enough)."""
+    """The workbook to `path`. `suspense` is the day's largest suspense items, as many as the
+    sheet shows (reports.read_suspense), read once (an iterator over a cursor is enough);
+    `day` has the breaks to show, the counts of all rows and the sums over all of them."""
     book = _Book(path)
     summary = book.wb.add_worksheet("汇总 Summary")  # first sheet, written last (its notes)
     labels = day.break_labels
     breaks = [{**r, "break_type_label": labels.get(r["break_type"], r["break_type"])}
               for r in day.views["breaks"].dicts()]
-    # Open breaks first: they are what a person must look at.
+    # Open breaks first: they are what a person must look at (read in that order already).
     breaks.sort(key=lambda r: (r["outcome"] != "break", r["outcome"] != "matched"))
     ageing = [{**r, "ageing_bucket": _bucket_label(r["bucket"])} for r in day.ageing]
-    sheets = [("差异 Breaks", BREAK_COLUMNS, breaks),
-              ("挂账 Suspense", SUSPENSE_COLUMNS, _suspense_rows(suspense, labels)),
-              ("挂账账龄 Suspense ageing", AGEING_COLUMNS, ageing),
+    batches = [{**r, "becomes_label": labels.get(r["becomes_break_type"],
+                                                 r["becomes_break_type"])}
+               for r in day.suspense_batches]
+    limit = min(day.limit, MAX_ROWS)
+    sheets = [("差异 Breaks", BREAK_COLUMNS, breaks, "breaks"),
+              ("挂账 Suspense", SUSPENSE_COLUMNS, _suspense_rows(suspense, labels), "suspense"),
+              ("挂账批次 Suspense batches", BATCH_COLUMNS, batches, None),
+              ("挂账账龄 Suspense ageing", AGEING_COLUMNS, ageing, None),
               ("状态更正 Status corrections", CORRECTION_COLUMNS,
-               day.views["status_corrections"].dicts())]
+               day.views["status_corrections"].dicts(), None)]
     if "balance_checks" in day.views:
         view = day.views["balance_checks"]
-        sheets.append(("余额核对 Balance checks", generic_columns(view), view.dicts()))
+        sheets.append(("余额核对 Balance checks", generic_columns(view), view.dicts(), None))
     # A project reconciled without a counterpart source: its rows wait; say so first.
     notes = [f"未完整对账 Incomplete: {r['project']} 等待 awaiting {r['awaiting_sources']}"
              for r in day.views["daily_summary"].dicts() if r.get("complete") is False]
-    for title, columns, rows in sheets:
-        if table_sheet(book, title, columns, rows) > MAX_ROWS:
-            notes.append(f"{title}: 仅前 {MAX_ROWS:,} 行，完整数据见 CSV / first {MAX_ROWS:,} "
-                         "rows only, all rows in the CSV extract")
+    for title, columns, rows, view in sheets:
+        count = table_sheet(book, title, columns, rows, limit)
+        shown = min(count, limit)
+        total = max(count, day.counts.get(view, 0)) if view else count
+        if total > shown:
+            note = (cut_note(title, view, shown, total) if view else
+                    f"{title}: 仅列出前 {shown:,} 行 / first {shown:,} rows only")
+            book.wb.get_worksheet_by_name(title).write_string(shown + 2, 0, note, book.note)
+            notes.append(note)
+    if len(batches) >= limit:  # read at most `limit` batches: there may be more
+        notes.append(f"挂账批次 Suspense batches: 仅列出金额最大的 {limit:,} 批 / the {limit:,} "
+                     "largest batches only; every item is in suspense.csv and suspense.parquet")
     _summary_sheet(book, summary, day, notes)
     book.close()

@@ -15,7 +15,7 @@ from html import escape
 from tally import money
 from tally.publish import header, label, reports, value_text
 
-TABLE_LIMIT = 200  # rows per table in the page; the workbook and extracts have them all
+TABLE_LIMIT = 200  # rows per table in the page; the extracts have them all
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
            "#e377c2", "#7f7f7f", "#bcbd22"]
 BREAK_COLOR, INFO_COLOR, SUSPENSE_COLOR, COUNT_COLOR = "#c0392b", "#7f8c8d", "#e67e22", "#2e6da4"
@@ -145,12 +145,11 @@ def bar_panel(title: str, items: list[tuple[str, int, str, str]], width: int = 4
 def breaks_charts(day: reports.DayReport) -> str:
     """Breaks by type: open breaks and the day's informational differences (suspense items
     are in the ageing chart)."""
-    rows = day.views["breaks"].dicts()  # read without the suspense items
     groups: dict[tuple, list] = {}
-    for r in rows:
+    for r in day.break_totals:  # every break of the day, summed by PostgreSQL
         key = (r["outcome"] != "break", r["break_type"], f"{r['label_zh']} {r['label_en']}")
         entry = groups.setdefault(key, [0, defaultdict(int)])
-        entry[0] += 1
+        entry[0] += r["count"]
         entry[1][r["currency"]] += r["amount_minor"]
     ordered = sorted(groups.items())
     color = {False: BREAK_COLOR, True: INFO_COLOR}

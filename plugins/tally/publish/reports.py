@@ -3,25 +3,44 @@
 Every output is rendered from the `reporting` views only (the contract BI tools read too):
 a workbook and an HTML report for finance, and a CSV and a Parquet extract of each view.
 
-Publication is atomic for readers: every output is first written under a staging prefix
-(`_staging/<date>/<token>/`), then promoted by copy to `daily/<date>/v<NNNN>/` with conditional
-puts (never overwriting), and `_manifest.json` is written LAST. A reader treats a version as
-complete only when its manifest exists (`complete_versions`). Publishing a day again creates
-the next version. S3 has no rename, so a publisher that dies mid-promotion leaves a version
-without a manifest, which readers ignore and the next publication skips. A publisher killed
-outright (SIGKILL, a lost worker) also leaves its staged objects under `_staging/`: they are
-outside `daily/`, so no reader takes them for a report, and nothing removes them automatically
-(an operator may delete `_staging/` objects older than a day, or set a lifecycle rule).
+**Extracts hold every row; the workbook and the HTML report are bounded.** A day of a million
+transactions leaves millions of rows in `outcomes` and `matches` and tens of thousands of
+breaks (29,423 on the 1M bench day; ten times that at 10M); suspense is kept per batch by the
+models already (a channel's bill day awaiting its payout is one `settlement_batch` item), but a
+day of missing statements can still leave many items waiting. Nobody works such sheets in
+Excel, and writing them cell by cell was most of publishing's time (555k suspense rows × 16
+cells, when suspense still listed bill rows). So the workbook's item sheets (breaks, suspense)
+hold at most
+`Settings.workbook_rows` rows (10,000 by default), the ones a person looks at first: open
+breaks, then the largest amounts; suspense items largest first. Next to them the workbook shows
+what no cap can leave out, summed by PostgreSQL over every row: suspense per batch (a channel's
+bill day awaiting its payout, a source not received, ... one line per project, source, kind,
+day, awaited source and the break it would become) and per ageing bucket, and breaks per type.
+Where a sheet is cut, the sheet's last line and the summary sheet say how many rows there are
+and name the CSV and Parquet extracts that hold every one.
+
+Extracts are written by PostgreSQL: `COPY (select ...) TO STDOUT (FORMAT csv)` streams the CSV
+straight to a local file (the decimal text of each `_minor` column computed in SQL, exactly);
+the Parquet file is that CSV read back by Arrow's streaming CSV reader, with the view's types,
+block by block. No Python object per cell either way.
+
+Publication is atomic for readers: every output is rendered to local files first, then written
+once, with conditional puts (never overwriting), straight into `daily/<date>/v<NNNN>/`; the
+first object written claims the version (a concurrent publisher that loses the race moves on to
+the next number), and `_manifest.json` is written LAST. A reader treats a version as complete
+only when its manifest exists (`complete_versions`). Publishing a day again creates the next
+version. A publisher that dies mid-way leaves a version without a manifest, which readers
+ignore and the next publication skips.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -29,7 +48,9 @@ from pathlib import Path
 
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from psycopg import sql
 
 from tally import money, storage
 from tally.config import Settings
@@ -37,14 +58,22 @@ from tally.config import Settings
 # The reporting contract, in the order finance reads it; balance_checks when it exists.
 VIEWS = ["daily_summary", "breaks", "suspense", "status_corrections", "matches", "outcomes"]
 OPTIONAL_VIEWS = ["balance_checks", "source_arrivals"]
-# Views with a row per transaction (or in-flight item): exported by streaming, never held in
-# memory; the workbook streams suspense from a cursor too, and the HTML report reads only its
-# ageing. The other views are small and read whole.
+# Views with a row per transaction (or in-flight item): only exported (by COPY), never read
+# whole; the workbook reads the largest suspense items and sums of the rest. The other views
+# are small and read whole, except breaks (below).
 STREAMED_VIEWS = {"matches", "outcomes", "suspense"}
 # What the workbook and the HTML report read of a view: breaks without the suspense items
 # (they are on the suspense sheet, with the break each would become).
 READ_WHERE = {"breaks": "outcome <> 'suspense'"}
-BATCH_ROWS = 50_000
+# Rows the workbook shows of the item views, first first (the rest are in the extracts):
+# open breaks, then informational differences, each largest first; suspense largest first.
+READ_ORDER = {
+    "breaks": "outcome <> 'break', outcome <> 'matched', abs(amount_minor) desc nulls last",
+    "suspense": "abs(amount_minor) desc nulls last, age_days desc nulls last",
+}
+WORKBOOK_ROWS = 10_000  # the default of Settings.workbook_rows
+BATCH_ROWS = 50_000  # rows per Parquet row group
+COPY_BLOCK_BYTES = 4 * 2**20  # bytes of CSV per block of Arrow's reader
 HISTORY_DAYS = 14  # the match-rate chart looks back this many days
 MANIFEST = "_manifest.json"
 
@@ -92,6 +121,14 @@ class DayReport:
     ageing: list[dict] = field(default_factory=list)
     # Break type -> "中文 English" label, for every type (suspense items name theirs too).
     break_labels: dict[str, str] = field(default_factory=dict)
+    # Rows of the views the workbook and the report show only in part: view -> all its rows
+    # for the day (breaks: without the suspense items), and how many at most are shown.
+    counts: dict[str, int] = field(default_factory=dict)
+    limit: int = WORKBOOK_ROWS
+    # Suspense per batch (read_suspense_batches) and breaks per type (read_break_totals), over
+    # every row.
+    suspense_batches: list[dict] = field(default_factory=list)
+    break_totals: list[dict] = field(default_factory=list)
 
 
 def bucket_of(age_days: int | None) -> int:
@@ -119,6 +156,44 @@ def read_ageing(conn: psycopg.Connection, business_date: date) -> list[dict]:
             for (p, c, b), (n, amount) in sorted(table.items())]
 
 
+SUSPENSE_BATCH_KEYS = ["project", "source", "kind", "transaction_date", "awaiting",
+                       "becomes_break_type", "currency"]
+
+
+def read_suspense_batches(conn: psycopg.Connection, business_date: date,
+                          limit: int) -> list[dict]:
+    """Suspense summed per batch: the items of one project, source and kind from one day that
+    wait for the same thing and would become the same break (a channel's bill day awaiting
+    its payout is one such line), largest amount first, with their count and oldest age."""
+    keys = ", ".join(SUSPENSE_BATCH_KEYS)
+    cursor = conn.execute(
+        f"select {keys}, count(*) as count, coalesce(sum(amount_minor), 0)::bigint"
+        " as amount_minor, max(age_days) as age_days from reporting.suspense"
+        f" where business_date = %s group by {keys}"
+        f" order by abs(coalesce(sum(amount_minor), 0)) desc, {keys} limit %s",
+        (business_date, limit))
+    columns = [d.name for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def read_break_totals(conn: psycopg.Connection, business_date: date) -> list[dict]:
+    """Breaks (without the suspense items) per outcome, type and currency: count and amount."""
+    cursor = conn.execute(
+        "select outcome, break_type, label_zh, label_en, currency, count(*) as count,"
+        " coalesce(sum(amount_minor), 0)::bigint as amount_minor from reporting.breaks"
+        f" where business_date = %s and ({READ_WHERE['breaks']})"
+        " group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5", (business_date,))
+    columns = [d.name for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def count_rows(conn: psycopg.Connection, name: str, business_date: date,
+               where: str = "") -> int:
+    where = f" and ({where})" if where else ""
+    return conn.execute(f"select count(*) from reporting.{name} where business_date = %s"
+                        + where, (business_date,)).fetchone()[0]
+
+
 def existing_views(conn: psycopg.Connection) -> list[str]:
     found = [name for name in [*VIEWS, *OPTIONAL_VIEWS]
              if conn.execute("select to_regclass(%s)", (f"reporting.{name}",)).fetchone()[0]]
@@ -128,12 +203,15 @@ def existing_views(conn: psycopg.Connection) -> list[str]:
     return found
 
 
-def _query(conn: psycopg.Connection, name: str, where: str = "") -> str:
+def _query(conn: psycopg.Connection, name: str, where: str = "", first: str = "",
+           limit: int | None = None) -> str:
     # Ordered by every column: the same day gives the same bytes, whichever plan PostgreSQL picks.
     count = len(conn.execute(f"select * from reporting.{name} limit 0").description)
-    order = ", ".join(str(i) for i in range(1, count + 1))
+    order = ", ".join([*([first] if first else []), *(str(i) for i in range(1, count + 1))])
     where = f" and ({where})" if where else ""
-    return f"select * from reporting.{name} where business_date = %s{where} order by {order}"
+    limit_clause = f" limit {int(limit)}" if limit is not None else ""
+    return (f"select * from reporting.{name} where business_date = %s{where} order by {order}"
+            f"{limit_clause}")
 
 
 def _shape(conn: psycopg.Connection, description) -> tuple[list[str], list[str], list[int]]:
@@ -150,8 +228,10 @@ def _shape(conn: psycopg.Connection, description) -> tuple[list[str], list[str],
 
 
 def read_view(conn: psycopg.Connection, name: str, business_date: date,
-              where: str = "") -> View:
-    cursor = conn.execute(_query(conn, name, where), (business_date,))
+              where: str = "", first: str = "", limit: int | None = None) -> View:
+    """The view's rows for the day (those matching `where`), ordered by `first` then every
+    column, at most `limit` of them."""
+    cursor = conn.execute(_query(conn, name, where, first, limit), (business_date,))
     columns, types, numeric = _shape(conn, cursor.description)
     rows = cursor.fetchall()
     if numeric:
@@ -159,11 +239,12 @@ def read_view(conn: psycopg.Connection, name: str, business_date: date,
     return View(name, columns, types, rows)
 
 
-def iter_view(conn: psycopg.Connection, name: str, business_date: date) -> Iterator[dict]:
+def iter_view(conn: psycopg.Connection, name: str, business_date: date, first: str = "",
+              limit: int | None = None) -> Iterator[dict]:
     """The view's rows for the day as dicts, in the order of read_view, BATCH_ROWS at a time
     from a server-side cursor. Read it to the end: the cursor's transaction closes then."""
     with conn.transaction(), conn.cursor(name=f"iter_{name}") as cursor:
-        cursor.execute(_query(conn, name), (business_date,))
+        cursor.execute(_query(conn, name, first=first, limit=limit), (business_date,))
         columns, _, numeric = _shape(conn, cursor.description)
         while rows := cursor.fetchmany(BATCH_ROWS):
             for row in rows:
@@ -182,9 +263,12 @@ def _integral(row: tuple, positions: list[int], view: str) -> tuple:
     return tuple(values)
 
 
-def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayReport:
-    """What the workbook and the HTML report show: every view but the streamed ones."""
-    views = {name: read_view(conn, name, business_date, READ_WHERE.get(name, ""))
+def read_day(conn: psycopg.Connection, business_date: date, run_id: str,
+             limit: int = WORKBOOK_ROWS) -> DayReport:
+    """What the workbook and the HTML report show: every view but the streamed ones, breaks
+    at most `limit` rows (open breaks and the largest first), and sums over every row."""
+    views = {name: read_view(conn, name, business_date, READ_WHERE.get(name, ""),
+                             READ_ORDER.get(name, ""), limit if name == "breaks" else None)
              for name in existing_views(conn) if name not in STREAMED_VIEWS}
     run = conn.execute(
         "select run_id, code_version, rules_digest, gate_passed, gate_summary from tally.runs"
@@ -204,25 +288,23 @@ def read_day(conn: psycopg.Connection, business_date: date, run_id: str) -> DayR
     # become (a payout awaiting its bill would be an unidentified settlement).
     labels = conn.execute(
         "select break_type, label_zh, label_en from reference.break_types").fetchall()
+    ageing = read_ageing(conn, business_date)
+    counts = {"breaks": count_rows(conn, "breaks", business_date, READ_WHERE["breaks"]),
+              "suspense": sum(r["count"] for r in ageing)}
     return DayReport(business_date, run_info, views, history, [
         {"file_id": f, "source": s, "name": n, "sha256": h, "bytes": b, "rows": r}
-        for f, s, n, h, b, r in inputs], read_ageing(conn, business_date),
-        {code: f"{zh} {en}" for code, zh, en in labels})
+        for f, s, n, h, b, r in inputs], ageing,
+        {code: f"{zh} {en}" for code, zh, en in labels}, counts, limit,
+        read_suspense_batches(conn, business_date, limit),
+        read_break_totals(conn, business_date))
+
+
+def read_suspense(conn: psycopg.Connection, business_date: date, limit: int) -> Iterator[dict]:
+    """The day's largest `limit` suspense items (by amount, then age), for the workbook."""
+    return iter_view(conn, "suspense", business_date, READ_ORDER["suspense"], limit)
 
 
 # Extracts -----------------------------------------------------------------------------------
-
-def _csv_rows(columns: list[str], rows):
-    """The view's columns, then for each `<x>_minor` column the decimal text `<x>` (exact,
-    from money.format_minor)."""
-    minor = [(i, c[: -len("_minor")]) for i, c in enumerate(columns) if c.endswith("_minor")]
-    currency_at = columns.index("currency") if "currency" in columns else None
-    minor = minor if currency_at is not None else []
-    if rows is None:
-        return [*columns, *(name for _, name in minor)]
-    return [[*row, *(None if row[i] is None else money.format_minor(row[i], row[currency_at])
-                     for i, _ in minor)] for row in rows]
-
 
 _ARROW_TYPES = {
     "int8": pa.int64(), "int4": pa.int32(), "int2": pa.int16(), "bool": pa.bool_(),
@@ -231,28 +313,10 @@ _ARROW_TYPES = {
 }
 
 
-def _arrow_column(values: list, type_name: str) -> pa.Array:
-    if type_name in _ARROW_TYPES:
-        return pa.array(values, type=_ARROW_TYPES[type_name])
-    if type_name == "numeric":
-        # Decimals stay decimals (match rates); a column of nulls only has no scale to infer.
-        array = pa.array(values)
-        return array if not pa.types.is_null(array.type) else array.cast(pa.decimal128(38, 6))
-    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-
-
-def _arrow_table(columns: list[str], types: list[str], rows: list[tuple],
-                 decimals: dict[str, pa.DataType]) -> pa.Table:
-    values = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
-    return pa.table({name: pa.array(list(column), type=decimals[name]) if name in decimals
-                     else _arrow_column(list(column), type_name)
-                     for name, type_name, column in zip(columns, types, values, strict=True)})
-
-
 def _decimal_types(conn: psycopg.Connection, name: str, business_date: date,
                    columns: list[str], types: list[str]) -> dict[str, pa.DataType]:
-    """A numeric column's Parquet type for the whole view, whatever the batch: its largest
-    scale on the day (round() leaves PostgreSQL's numeric without a declared scale)."""
+    """A numeric column's Parquet type for the whole view: its largest scale on the day
+    (round() leaves PostgreSQL's numeric without a declared scale)."""
     numeric = [c for c, t in zip(columns, types, strict=True) if t == "numeric"]
     if not numeric:
         return {}
@@ -260,6 +324,38 @@ def _decimal_types(conn: psycopg.Connection, name: str, business_date: date,
         "select " + ", ".join(f"coalesce(max(scale({c})), 0)" for c in numeric)
         + f" from reporting.{name} where business_date = %s", (business_date,)).fetchone()
     return {c: pa.decimal128(38, scale) for c, scale in zip(numeric, scales, strict=True)}
+
+
+def _csv_value(column: str, type_name: str, whole: bool) -> str:
+    """The SQL for a column's CSV text: booleans as True/False, minor units summed as numeric
+    made bigint again, times in UTC ISO form; everything else as PostgreSQL writes it (NULL
+    empty, an empty text quoted: "")."""
+    ident = f'v."{column}"'
+    if type_name == "bool":
+        return f"case when {ident} then 'True' when not {ident} then 'False' end"
+    if whole:
+        return f"{ident}::bigint"
+    if type_name == "timestamptz":
+        return f"""to_char({ident} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    if type_name == "timestamp":
+        return f"""to_char({ident}, 'YYYY-MM-DD"T"HH24:MI:SS.US')"""
+    return ident
+
+
+def _decimal_text(column: str, exponents: dict[str, int]) -> str:
+    """SQL for the exact decimal text of a minor-unit column in its row's currency, as
+    money.format_minor writes it (-1234 CNY -> -12.34, JPY -> -1234)."""
+    by_exponent: dict[int, list[str]] = {}
+    for currency, exp in exponents.items():
+        by_exponent.setdefault(exp, []).append(currency)
+    ident = f'v."{column}"'
+    cases = []
+    for exp, currencies in sorted(by_exponent.items()):
+        listed = ", ".join("'" + c.replace("'", "''") + "'" for c in sorted(currencies))
+        text = (f"{ident}::numeric::text" if exp == 0
+                else f"round({ident}::numeric / {10 ** exp}, {exp})::text")
+        cases.append(f"when v.currency in ({listed}) then {text}")
+    return f"case {' '.join(cases)} end" if cases else "null::text"
 
 
 @dataclass
@@ -272,39 +368,75 @@ class Extract:
 def export_view(conn: psycopg.Connection, name: str, business_date: date,
                 directory: Path) -> Extract:
     """Write the view's rows for the day to `<name>.csv` (UTF-8 with BOM, so that Excel opens
-    Chinese text) and `<name>.parquet` (amounts stay int64 minor units, dates are dates),
-    50 000 rows at a time from a server-side cursor: memory does not grow with the view."""
-    query = _query(conn, name)
+    Chinese text; the view's columns, then the decimal text `<x>` of each `<x>_minor`) and
+    `<name>.parquet` (amounts stay int64 minor units, dates are dates, numerics decimals).
+
+    PostgreSQL writes the CSV (COPY ... TO STDOUT), streamed to the file; Arrow reads it back
+    block by block with the view's types for the Parquet file. Memory does not grow with the
+    view, and no cell becomes a Python object."""
     csv_path, parquet_path = directory / f"{name}.csv", directory / f"{name}.parquet"
     columns, types, numeric = _shape(
         conn, conn.execute(f"select * from reporting.{name} limit 0").description)
     decimals = _decimal_types(conn, name, business_date, columns, types)
-    count, writer = 0, None
-    with conn.transaction(), conn.cursor(name=f"export_{name}") as cursor, \
-            open(csv_path, "w", encoding="utf-8", newline="") as text:
-        cursor.execute(query, (business_date,))
-        out = csv.writer(text, lineterminator="\n")
-        text.write("\ufeff")
-        out.writerow(_csv_rows(columns, None))
-        try:
-            while True:
-                rows = cursor.fetchmany(BATCH_ROWS)
-                if numeric:
-                    rows = [_integral(row, numeric, name) for row in rows]
-                if rows or writer is None:
-                    table = _arrow_table(columns, types, rows, decimals)
-                    if writer is None:
-                        writer = pq.ParquetWriter(parquet_path, table.schema,
-                                                  compression="zstd")
-                    writer.write_table(table.cast(writer.schema))
-                if not rows:
-                    break
-                out.writerows(_csv_rows(columns, rows))
-                count += len(rows)
-        finally:
-            if writer is not None:
-                writer.close()
-    return Extract(name, count, {f"{name}.csv": csv_path, f"{name}.parquet": parquet_path})
+    minor = ([c for c in columns if c.endswith("_minor")] if "currency" in columns else [])
+    exponents = {}
+    if minor:
+        exponents = {c: money.exponent(c) for (c,) in conn.execute(
+            f"select distinct currency from reporting.{name} where business_date = %s"
+            " and currency is not null", (business_date,)).fetchall()}
+    select = [_csv_value(c, t, i in numeric) for i, (c, t) in enumerate(
+        zip(columns, types, strict=True))]
+    select += [_decimal_text(c, exponents) for c in minor]
+    order = ", ".join(f'v."{c}"' for c in columns)  # every column: the same day, same bytes
+    query = sql.SQL(
+        "copy (select {} from reporting.{} as v where v.business_date = {} order by {})"
+        " to stdout (format csv)").format(
+        sql.SQL(", ".join(select)), sql.Identifier(name),
+        sql.Literal(business_date), sql.SQL(order))
+    header = [*columns, *(c[: -len("_minor")] for c in minor)]
+    with open(csv_path, "wb") as out:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerow(header)
+        out.write(("\ufeff" + text.getvalue()).encode("utf-8"))
+        with conn.cursor() as cursor, cursor.copy(query) as copy:
+            for data in copy:
+                out.write(data)
+    rows = _csv_to_parquet(csv_path, parquet_path, header, columns, types, decimals)
+    return Extract(name, rows, {f"{name}.csv": csv_path, f"{name}.parquet": parquet_path})
+
+
+def _csv_to_parquet(csv_path: Path, parquet_path: Path, header: list[str],
+                    columns: list[str], types: list[str],
+                    decimals: dict[str, pa.DataType]) -> int:
+    """The CSV extract read back with the view's types, written as Parquet (zstd), BATCH_ROWS
+    rows per row group. Returns the rows."""
+    schema = pa.schema([(c, decimals.get(c) or _ARROW_TYPES.get(t, pa.string()))
+                        for c, t in zip(columns, types, strict=True)])
+    reader = pa_csv.open_csv(
+        csv_path,
+        read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1,
+                                        block_size=COPY_BLOCK_BYTES),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={f.name: f.type for f in schema}, include_columns=columns,
+            null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
+            true_values=["True"], false_values=["False"],
+            timestamp_parsers=[pa_csv.ISO8601]))
+    rows = 0
+    with pq.ParquetWriter(parquet_path, schema, compression="zstd") as writer:
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        for batch in reader:
+            pending.append(batch)
+            size += batch.num_rows
+            if size >= BATCH_ROWS:
+                table = pa.Table.from_batches(pending, schema)
+                writer.write_table(table, row_group_size=BATCH_ROWS)
+                rows, pending, size = rows + table.num_rows, [], 0
+        table = pa.Table.from_batches(pending, schema)
+        writer.write_table(table, row_group_size=BATCH_ROWS)
+        rows += table.num_rows
+    return rows
 
 
 def render_outputs(conn: psycopg.Connection, day: DayReport, directory: Path
@@ -317,7 +449,7 @@ def render_outputs(conn: psycopg.Connection, day: DayReport, directory: Path
     stamp = day.business_date.isoformat()
     files = {f"report_{stamp}.xlsx": directory / f"report_{stamp}.xlsx",
              f"report_{stamp}.html": directory / f"report_{stamp}.html"}
-    excel.write_workbook(day, iter_view(conn, "suspense", day.business_date),
+    excel.write_workbook(day, read_suspense(conn, day.business_date, day.limit),
                          files[f"report_{stamp}.xlsx"])
     files[f"report_{stamp}.html"].write_bytes(html.report(day).encode("utf-8"))
     counts = {}
@@ -369,59 +501,39 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _promote(s3, bucket: str, business_date: date, staging: str,
-             digests: dict[str, str]) -> tuple[int, str]:
-    """Copy the staged objects into the next free version; return (version, prefix)."""
-    names = list(digests)
+def _write_version(s3, bucket: str, business_date: date, files: dict[str, Path]
+                   ) -> tuple[int, str]:
+    """Write every output once, straight into the next free version, with conditional puts;
+    return (version, prefix). The first object claims the version: a concurrent publisher
+    that wrote it first moves this one on to the next number."""
+    names = list(files)
     while True:
         found = _versions(storage.list_keys(s3, bucket, day_prefix(business_date)))
         version = max(found, default=0) + 1
         prefix = version_prefix(business_date, version)
-        # The first object claims the version; a concurrent publisher moves to the next one.
-        if _copy(s3, bucket, staging + names[0], prefix + names[0], digests[names[0]]):
-            break
+        with open(files[names[0]], "rb") as body:
+            if storage.put_if_absent(s3, bucket, prefix + names[0], body):
+                break
     for name in names[1:]:
-        if not _copy(s3, bucket, staging + name, prefix + name, digests[name]):
-            raise RuntimeError(f"{prefix}{name} exists already: another publisher wrote into "
-                               "this version; it stays incomplete (no manifest)")
+        with open(files[name], "rb") as body:
+            if not storage.put_if_absent(s3, bucket, prefix + name, body):
+                raise RuntimeError(f"{prefix}{name} exists already: another publisher wrote "
+                                   "into this version; it stays incomplete (no manifest)")
     return version, prefix
-
-
-def _copy(s3, bucket: str, source: str, target: str, digest: str) -> bool:
-    # A copy through this process (via a temporary file: outputs can be large), so that the
-    # write is conditional (never overwrites) and the staged bytes are proven to be the ones
-    # rendered.
-    with tempfile.TemporaryFile() as spool:
-        check = hashlib.sha256()
-        for chunk in s3.get_object(Bucket=bucket, Key=source)["Body"].iter_chunks(1 << 20):
-            spool.write(chunk)
-            check.update(chunk)
-        if check.hexdigest() != digest:
-            raise RuntimeError(f"staged object {source} does not have the bytes rendered")
-        spool.seek(0)
-        return storage.put_if_absent(s3, bucket, target, spool)
 
 
 def publish_day(settings: Settings, conn: psycopg.Connection, s3, business_date: date,
                 run_id: str) -> str:
-    """Render, stage, promote, then write the manifest. Returns the version's s3:// URI."""
+    """Render, write each output into the next version, then the manifest. Returns the
+    version's s3:// URI."""
     bucket = settings.s3.published_bucket
     scratch_root = settings.home / "run"
     scratch_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="publish-", dir=scratch_root) as scratch:
-        day = read_day(conn, business_date, run_id)
+        day = read_day(conn, business_date, run_id, settings.workbook_rows)
         files, counts = render_outputs(conn, day, Path(scratch))
         digests = {name: _sha256(path) for name, path in files.items()}
-        staging = f"_staging/{business_date.isoformat()}/{uuid.uuid4().hex}/"
-        try:
-            for name, path in files.items():
-                with open(path, "rb") as body:
-                    if not storage.put_if_absent(s3, bucket, staging + name, body):
-                        raise RuntimeError(f"staging key {staging}{name} exists already")
-            version, prefix = _promote(s3, bucket, business_date, staging, digests)
-        finally:
-            for name in files:
-                s3.delete_object(Bucket=bucket, Key=staging + name)
+        version, prefix = _write_version(s3, bucket, business_date, files)
         sizes = {name: path.stat().st_size for name, path in files.items()}
     manifest = {
         "business_date": business_date.isoformat(),
