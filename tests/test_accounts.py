@@ -34,14 +34,14 @@ accounts:
 
 
 def test_the_repository_registry_is_valid_and_lists_the_sample_accounts(settings):
-    from tally import generate
+    from tally.devtools import generator
 
     registry = accounts.load(settings)
-    assert set(registry.roles()) == set(generate.STATEMENT_SOURCES)
-    assert {a: registry.roles()[a] for a in generate.COLLECTION_ACCOUNTS} == {
-        a: "collection" for a in generate.COLLECTION_ACCOUNTS}
+    assert set(registry.roles()) == set(generator.STATEMENT_SOURCES)
+    assert {a: registry.roles()[a] for a in generator.COLLECTION_ACCOUNTS} == {
+        a: "collection" for a in generator.COLLECTION_ACCOUNTS}
     assert {(s.account, s.channel) for s in registry.settlements()} >= {
-        (p["account"], channel) for channel, p in generate.PAYOUTS.items()}
+        (p["account"], channel) for channel, p in generator.PAYOUTS.items()}
 
 
 def test_a_good_registry_reads_with_channel_defaults_and_overrides():

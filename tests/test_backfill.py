@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tally import generate, pipeline
+from tally import pipeline
+from tally.devtools import generator
 
 FIRST = date(2026, 11, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(14)]
@@ -80,7 +81,7 @@ def fortnight(request):
     labels, late_file = {}, None
     for day in DAYS:
         late = ("wechatpay_trade_bill",) if day == LATE_DAY else ()
-        generated = generate.generate_day(day, SCALE, settings.inbox_dir, seed=31, late=late)
+        generated = generator.generate_day(day, SCALE, settings.inbox_dir, seed=31, late=late)
         labels[day] = json.loads(generated.labels.read_text())
         late_file = late_file or next((Path(d["file"]) for d in labels[day]["discrepancies"]
                                        if d["type"] == "late_file"), None)

@@ -7,7 +7,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from tally import baselines, generate, pipeline, recon, transform
+from tally import pipeline, recon, transform
+from tally.devtools import baselines, generator
 
 D1 = date(2026, 11, 20)
 BASELINES = {"pandas": baselines.run_pandas, "duckdb": baselines.run_duckdb}
@@ -17,7 +18,7 @@ BASELINES = {"pandas": baselines.run_pandas, "duckdb": baselines.run_duckdb}
 def day(request):
     """Tally's whole pipeline on one generated day, and the day's parsed files."""
     settings = request.getfixturevalue("clean")
-    generated = generate.generate_day(D1, 3000, settings.inbox_dir, seed=21)
+    generated = generator.generate_day(D1, 3000, settings.inbox_dir, seed=21)
     pipeline.land_day(settings, D1)
     pipeline.load_day(settings, D1)
     transform.build(settings, D1)
@@ -129,8 +130,8 @@ def test_both_baselines_pair_a_bill_day_with_the_credit_of_its_net(day):
     batches = canonical[canonical["source"] == "channel_batch"].set_index("channel")
     assert len(batches) == 2
     csv, camt = frames["bank_csv"].copy(), frames["bank_camt053"].copy()
-    alipay = csv["counterparty"] == generate.PAYOUTS["alipay"]["payer"]
-    wechat = camt["counterparty"] == generate.PAYOUTS["wechatpay"]["payer"]
+    alipay = csv["counterparty"] == generator.PAYOUTS["alipay"]["payer"]
+    wechat = camt["counterparty"] == generator.PAYOUTS["wechatpay"]["payer"]
     assert alipay.sum() == 1 and wechat.sum() == 1
     csv.loc[alipay, "reference"] = f"{D1:%Y%m%d}交易结算 20261120000000000001"
     csv.loc[alipay, "credit_minor"] = int(batches.at["alipay", "amount_minor"])

@@ -14,7 +14,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from tally import bench, cli, config, generate, loading, services, storage
+from tally import cli, config, loading, services, storage
+from tally.devtools import bench, generator
 from tally.services import postgres
 
 STAGES = ["generate", "parse", "land", "load", "dbt build", "matching", "gate", "publish",
@@ -179,11 +180,11 @@ def test_every_day_is_reconciled_in_order_each_stage_timed(three_days):
 def test_yesterdays_bill_days_are_settled_by_todays_payouts(three_days):
     """Suspense carries over: day 1's bill days wait in suspense, and day 2 matches each to
     the payout its channel booked that morning, for the bill day's net."""
-    payers = {payout["payer"] for payout in generate.PAYOUTS.values()}
-    bookings = generate.build_day(DATES[1], DAY_ROWS).bookings
+    payers = {payout["payer"] for payout in generator.PAYOUTS.values()}
+    bookings = generator.build_day(DATES[1], DAY_ROWS).bookings
     payouts = sorted(bookings.loc[bookings["counterparty"].isin(payers), "amount_minor"])
     settled = three_days["settled"]
-    assert len(payouts) == len(generate.PAYOUTS) == len(settled)
+    assert len(payouts) == len(generator.PAYOUTS) == len(settled)
     assert sorted(row[4] for row in settled) == payouts
     assert {row[1:3] for row in settled} == {(DATES[0], DATES[1])}
     assert all(left == right for *_, left, right in settled)

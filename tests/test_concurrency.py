@@ -36,7 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from tally import generate, pipeline, runlock, sources
+from tally import pipeline, runlock, sources
+from tally.devtools import generator
 from tally.services import postgres
 from tests.conftest import WAREHOUSE_SCHEMAS, _empty_bucket
 
@@ -172,8 +173,8 @@ def test_runs_and_landings_at_once_under_load_take_turns_and_count_once(
     kind = KINDS[(round_no - 1) % len(KINDS)]
     waits = WAITS[kind]
     empty_warehouse(settings)
-    generate.generate_day(D, SCALE, settings.inbox_dir, seed=40 + round_no)
-    generate.generate_day(E, SCALE, settings.inbox_dir, seed=50 + round_no)
+    generator.generate_day(D, SCALE, settings.inbox_dir, seed=40 + round_no)
+    generator.generate_day(E, SCALE, settings.inbox_dir, seed=50 + round_no)
     # A second delivery of E's bank statement, as a person would upload it: the same bytes.
     (statement,) = sorted(settings.inbox_dir.glob(f"bank_csv/{E.isoformat()}/*"))
     resent = tmp_path / f"resent_{statement.name}"

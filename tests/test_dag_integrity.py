@@ -94,7 +94,7 @@ def test_dag_files_do_no_heavy_work_at_import(tmp_path):
 
 def test_airflow_does_not_load_the_package_as_plugins():
     """Airflow imports each file under plugins/ as a top-level module named after the file;
-    tally/samples/platform.py would then replace the standard library's `platform`."""
+    tally/devtools/samples/platform.py would then replace the standard library's `platform`."""
     from airflow._shared.module_loading import find_path_from_directory
 
     loaded = [f for f in find_path_from_directory(str(ROOT / "plugins"), ".airflowignore", "glob")

@@ -7,7 +7,8 @@ import shutil
 from dataclasses import replace
 from datetime import date
 
-from tally import airflow_local, generate, pipeline, storage
+from tally import airflow_local, pipeline, storage
+from tally.devtools import generator
 
 DAY = date(2026, 11, 20)
 
@@ -18,7 +19,7 @@ def published(settings, s3, day=DAY):
 
 def test_a_day_runs_end_to_end_and_again_with_the_same_result(clean, conn, s3, tmp_path):
     settings = clean
-    generate.generate_day(DAY, 300, settings.inbox_dir, seed=12)
+    generator.generate_day(DAY, 300, settings.inbox_dir, seed=12)
     assert airflow_local.dags_test(settings, DAY, log_file=tmp_path / "first.log") == 0
     first = pipeline.day_summary(settings, DAY)
     assert first["run_status"] == "published" and first["gate_passed"] is True
@@ -56,7 +57,7 @@ def test_a_day_runs_end_to_end_and_again_with_the_same_result(clean, conn, s3, t
 
     raw_rows = conn.execute("select count(*) from raw.platform_ledger").fetchone()[0]
     # Delivered again, as `make demo` does: the same bytes are duplicates, not loaded twice.
-    generate.generate_day(DAY, 300, settings.inbox_dir, seed=12)
+    generator.generate_day(DAY, 300, settings.inbox_dir, seed=12)
     assert airflow_local.dags_test(settings, DAY, log_file=tmp_path / "second.log") == 0
     second = pipeline.day_summary(settings, DAY)
     assert {k: v for k, v in second.items() if k not in ("run_id", "report", "files")} == \
@@ -81,7 +82,7 @@ def test_a_day_whose_invariant_fails_publishes_nothing(clean, conn, s3, tmp_path
     settings = replace(clean, dbt_project_dir=project,
                        env={**clean.env, "TALLY_DBT_PROJECT_DIR": str(project)})
 
-    generate.generate_day(DAY, 300, settings.inbox_dir, seed=12)
+    generator.generate_day(DAY, 300, settings.inbox_dir, seed=12)
     log = tmp_path / "run.log"
     code = airflow_local.dags_test(settings, DAY, log_file=log)
     summary = pipeline.day_summary(settings, DAY)

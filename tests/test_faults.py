@@ -20,7 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tally import generate, pipeline, sources, storage, transform
+from tally import pipeline, sources, storage, transform
+from tally.devtools import generator
 from tally.publish import reports
 from tally.services import postgres
 from tally.services import s3 as s3_service
@@ -116,7 +117,7 @@ def in_processes(count: int, code: str, *args: str) -> list[dict]:
 def test_landing_while_s3_is_down_fails_clearly_and_lands_everything_once_it_is_back(
         clean, conn, s3, caplog):
     settings = clean
-    generate.generate_day(DAY, 200, settings.inbox_dir, seed=31)
+    generator.generate_day(DAY, 200, settings.inbox_dir, seed=31)
     files = arrived(settings)
     # botocore logs each retry it decides on: the count is the client's real behaviour.
     caplog.set_level(logging.DEBUG, logger="botocore.retries.standard")
@@ -167,7 +168,7 @@ def wait_for_copy(settings, table: str, loader: threading.Thread) -> int:
 
 def test_a_postgres_restart_in_the_middle_of_a_copy_loads_the_whole_file_or_nothing(clean, s3):
     settings = clean
-    generated = generate.generate_day(DAY, 200_000, settings.inbox_dir, seed=32)
+    generated = generator.generate_day(DAY, 200_000, settings.inbox_dir, seed=32)
     # Only the platform ledger (200k rows): its COPY runs for about a second.
     for key, path in generated.files.items():
         if key != "platform_ledger":
@@ -218,7 +219,7 @@ def test_a_postgres_restart_in_the_middle_of_a_copy_loads_the_whole_file_or_noth
 def test_the_same_file_delivered_twice_is_recorded_as_a_duplicate_and_loaded_once(
         clean, conn, s3):
     settings = clean
-    generated = generate.generate_day(DAY, 200, settings.inbox_dir, seed=34)
+    generated = generator.generate_day(DAY, 200, settings.inbox_dir, seed=34)
     expected = json.loads(generated.labels.read_text())["rows"]
     ledger = generated.files["platform_ledger"]
     files = len(generated.files)
@@ -254,7 +255,7 @@ LOAD = ("import json, sys; from datetime import date; from tally import config, 
 
 def test_two_lands_and_two_loads_of_a_day_at_once_count_every_row_once(clean, conn, s3):
     settings = clean
-    generated = generate.generate_day(DAY, 300, settings.inbox_dir, seed=35)
+    generated = generator.generate_day(DAY, 300, settings.inbox_dir, seed=35)
     expected = json.loads(generated.labels.read_text())["rows"]
     files = arrived(settings)
 
@@ -279,7 +280,7 @@ def test_two_lands_and_two_loads_of_a_day_at_once_count_every_row_once(clean, co
 def gated(settings):
     """A generated day, transformed, with a run whose gate passed (as in test_publish)."""
     reset(settings)
-    generate.generate_day(DAY, 150, settings.inbox_dir, seed=33)
+    generator.generate_day(DAY, 150, settings.inbox_dir, seed=33)
     pipeline.land_day(settings, DAY)
     pipeline.load_day(settings, DAY)
     transform.build(settings, DAY)

@@ -5,7 +5,8 @@ from datetime import date
 
 import pytest
 
-from tally import config, formats, generate, sources
+from tally import config, formats, sources
+from tally.devtools import generator
 
 CONFIGS = sources.load_all(config.load())
 LEDGER = CONFIGS["platform_ledger"]
@@ -41,7 +42,7 @@ def test_bank_statement_checks_its_running_balance():
 
 
 def test_generated_day_parses_for_every_source(tmp_path):
-    day = generate.generate_day(date(2026, 11, 20), 2000, tmp_path, seed=1)
+    day = generator.generate_day(date(2026, 11, 20), 2000, tmp_path, seed=1)
     rows = json.loads(day.labels.read_text())["rows"]
     parsed = {}
     for name, path in day.files.items():

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tally import config, formats, money, sources
-from tally.samples import alipay
+from tally.devtools.samples import alipay
 
 SETTINGS = config.load()
 SAMPLES = SETTINGS.project_dir.parent / "shared" / "samples" / "alipay"

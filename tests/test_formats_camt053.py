@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from tally import config, formats, money, sources
+from tally.devtools.samples import camt053 as camt_sample
 from tally.formats import camt053
-from tally.samples import camt053 as camt_sample
 
 CONFIG = sources.load_all(config.load())["bank_camt053"]
 SAMPLES = config.load().project_dir.parent / "shared" / "samples" / "camt053"

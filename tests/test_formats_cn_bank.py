@@ -13,7 +13,7 @@ import pytest
 import xlwt
 
 from tally import config, formats, sources
-from tally.samples import cn_bank as render
+from tally.devtools.samples import cn_bank as render
 
 SETTINGS = config.load()
 CONFIGS = sources.load_all(SETTINGS)

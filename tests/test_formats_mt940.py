@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from tally import config, formats, money, sources
+from tally.devtools.samples import mt940 as mt940_sample
 from tally.formats import mt940
-from tally.samples import mt940 as mt940_sample
 
 CONFIG = sources.load_all(config.load())["bank_mt940"]
 SAMPLES = config.load().project_dir.parent / "shared" / "samples" / "mt940"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tally import config, formats, sources
-from tally.samples import wechatpay
+from tally.devtools.samples import wechatpay
 
 SETTINGS = config.load()
 SAMPLES = SETTINGS.project_dir.parent / "shared" / "samples" / "wechatpay"

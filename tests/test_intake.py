@@ -7,8 +7,9 @@ from datetime import date
 
 import yaml
 
-from tally import config, generate, pipeline, storage
-from tally.samples import platform
+from tally import config, pipeline, storage
+from tally.devtools import generator
+from tally.devtools.samples import platform
 from tests.vendors.bank_server import BankServer
 
 DAY = date(2026, 11, 20)
@@ -22,7 +23,7 @@ def with_pulls(settings, tmp_path, pulls, **env):
 
 
 def test_a_configured_bank_pull_lands_and_loads_and_not_ready_is_reported(clean, tmp_path):
-    day = generate.build_day(DAY, 200, seed=3)
+    day = generator.build_day(DAY, 200, seed=3)
     account = sorted(day.openings)[0]
     statement = platform.bank_csv(day.bookings[day.bookings["account"] == account],
                                   day.openings[account])
@@ -51,7 +52,7 @@ def test_a_pull_with_a_wrong_secret_fails_clearly_and_the_day_goes_on(clean, tmp
             {"name": "collection", "connector": "bank_api", "base_url": bank.url,
              "account": "A1", "source": "bank_csv", "secret": "TOKEN"}],
             TALLY_SECRET_TOKEN="wrong")
-        generate.generate_day(DAY, 60, settings.inbox_dir, seed=1)
+        generator.generate_day(DAY, 60, settings.inbox_dir, seed=1)
         landed = pipeline.land_day(settings, DAY)
     assert len(landed["failed"]) == 1 and landed["failed"][0].startswith("collection:")
     assert "401" in landed["failed"][0]
@@ -64,7 +65,7 @@ def test_an_s3_file_drop_is_picked_up_once(clean, s3, tmp_path):
     storage.ensure_bucket(s3, settings.inbox_bucket)
     for key in storage.list_keys(s3, settings.inbox_bucket, ""):
         s3.delete_object(Bucket=settings.inbox_bucket, Key=key)
-    day = generate.generate_day(DAY, 60, tmp_path / "gen", seed=2)
+    day = generator.generate_day(DAY, 60, tmp_path / "gen", seed=2)
     path = day.files["platform_ledger"]
     s3.put_object(Bucket=settings.inbox_bucket,
                   Key=f"drop/platform_ledger/{DAY.isoformat()}/{path.name}",

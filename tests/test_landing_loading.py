@@ -7,7 +7,8 @@ from datetime import date
 import botocore.exceptions
 import pytest
 
-from tally import generate, landing, pipeline, sources, storage
+from tally import landing, pipeline, sources, storage
+from tally.devtools import generator
 
 DAY = date(2026, 11, 20)
 
@@ -20,7 +21,7 @@ def drop(settings, source: str, name: str, data: bytes, day: date = DAY):
 
 def test_files_land_byte_for_byte_under_their_hash_and_load_once(clean, conn, s3):
     settings = clean
-    day = generate.generate_day(DAY, 300, settings.inbox_dir, seed=5)
+    day = generator.generate_day(DAY, 300, settings.inbox_dir, seed=5)
     files = len(day.files)
     first = pipeline.land_day(settings, DAY)
     assert first["landed"] == files >= 7 and first["duplicates"] == 0
@@ -56,7 +57,7 @@ def test_files_land_byte_for_byte_under_their_hash_and_load_once(clean, conn, s3
 
 def test_raw_rows_carry_file_and_line(clean, conn):
     settings = clean
-    day = generate.generate_day(DAY, 50, settings.inbox_dir, seed=2)
+    day = generator.generate_day(DAY, 50, settings.inbox_dir, seed=2)
     pipeline.land_day(settings, DAY)
     pipeline.load_day(settings, DAY)
     lines = day.files["platform_ledger"].read_text().splitlines()
@@ -81,7 +82,7 @@ def test_raw_zone_is_write_once(clean, s3):
 
 def test_bad_file_goes_to_quarantine_whole_and_the_day_goes_on(clean, conn, s3):
     settings = clean
-    day = generate.generate_day(DAY, 100, settings.inbox_dir, seed=3)
+    day = generator.generate_day(DAY, 100, settings.inbox_dir, seed=3)
     good = next((settings.inbox_dir / "platform_ledger" / DAY.isoformat()).iterdir())
     lines = good.read_text().splitlines()
     # 60 good rows, then one whose amount is not a number: none of the 60 may be loaded.
@@ -120,7 +121,7 @@ def test_manual_upload_lands_a_file(clean, conn, tmp_path):
     from tally import cli
 
     path = tmp_path / "ledger.csv"
-    day = generate.generate_day(DAY, 60, tmp_path / "gen", seed=9)
+    day = generator.generate_day(DAY, 60, tmp_path / "gen", seed=9)
     path.write_bytes(day.files["platform_ledger"].read_bytes())
     assert cli.main(["upload", "--source", "platform_ledger", "--date", "2026-11-20",
                      str(path)]) == 0

@@ -4,7 +4,8 @@ import json
 from datetime import date
 from pathlib import Path
 
-from tally import generate, pipeline, transform
+from tally import pipeline, transform
+from tally.devtools import generator
 
 D1 = date(2026, 11, 20)
 
@@ -12,7 +13,7 @@ def test_a_late_file_clears_suspense_when_its_day_is_run_again(clean, conn):
     """The WeChat Pay bill of D1 arrives after D1 ran: the orders wait in suspense; once the
     file lands, re-running D1 matches them (docs/reconciliation.md, late files)."""
     settings = clean
-    generated = generate.generate_day(D1, 400, settings.inbox_dir, seed=5,
+    generated = generator.generate_day(D1, 400, settings.inbox_dir, seed=5,
                                       late=("wechatpay_trade_bill",))
     (late,) = [d for d in json.loads(generated.labels.read_text())["discrepancies"]
                if d["type"] == "late_file"]

@@ -11,7 +11,8 @@ from decimal import Decimal
 import pandas as pd
 from psycopg import sql
 
-from tally import formats, generate, loading, pipeline, sources
+from tally import formats, loading, pipeline, sources
+from tally.devtools import generator
 from tally.formats import csv_table
 
 DAY = date(2026, 11, 20)
@@ -32,7 +33,7 @@ def raw_table(conn, settings, source: str, table: str | None = None) -> pd.DataF
 
 
 def ledger(settings, rows: int, seed: int = 3) -> tuple[str, bytes]:
-    day = generate.generate_day(DAY, rows, settings.home / "generated", seed=seed)
+    day = generator.generate_day(DAY, rows, settings.home / "generated", seed=seed)
     path = day.files["platform_ledger"]
     return path.name, path.read_bytes()
 
@@ -69,7 +70,7 @@ def test_a_file_loaded_in_pieces_lands_exactly_its_rows(clean, conn, monkeypatch
 def test_pieces_put_together_are_the_whole_parse_with_the_same_checks(settings):
     """The settlement file's trial balance and the bank CSV's running balance need the whole
     file: fed piece by piece they pass (and say the same) as over the whole file."""
-    day = generate.generate_day(DAY, 300, settings.home / "generated-checks", seed=9)
+    day = generator.generate_day(DAY, 300, settings.home / "generated-checks", seed=9)
     configs = sources.load_all(settings)
     for source, key in (("platform_settlement", "platform_settlement"),
                         ("bank_csv", "bank_csv:3445"), ("platform_balances", "platform_balances")):
@@ -85,7 +86,7 @@ def test_pieces_put_together_are_the_whole_parse_with_the_same_checks(settings):
 
 
 def test_a_running_balance_broken_in_a_later_piece_is_found_there(settings):
-    day = generate.generate_day(DAY, 300, settings.home / "generated-balance", seed=9)
+    day = generator.generate_day(DAY, 300, settings.home / "generated-balance", seed=9)
     config = sources.load_all(settings)["bank_csv"]
     path = day.files["bank_csv:3445"]
     rows = list(csv.reader(io.StringIO(path.read_bytes().decode())))
@@ -139,7 +140,7 @@ def test_a_bad_row_in_a_later_piece_quarantines_the_whole_file(clean, conn, s3, 
 
 def test_a_day_loaded_by_worker_processes_loads_each_file_once(clean, conn, monkeypatch):
     settings = clean
-    day = generate.generate_day(DAY, 400, settings.inbox_dir, seed=11)
+    day = generator.generate_day(DAY, 400, settings.inbox_dir, seed=11)
     monkeypatch.setattr(loading, "PARALLEL_MIN_BYTES", 0)  # a small day, spread anyway
     monkeypatch.setattr(type(settings), "load_workers", property(lambda self: 2))
     landed = pipeline.land_day(settings, DAY)

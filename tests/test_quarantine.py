@@ -23,14 +23,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tally import config, formats, generate, landing, money, pipeline, sources, storage
-from tally.samples import alipay, camt053, cn_bank, mt940, platform, wechatpay
+from tally import config, formats, landing, money, pipeline, sources, storage
+from tally.devtools import generator
+from tally.devtools.samples import alipay, camt053, cn_bank, mt940, platform, wechatpay
 from tests import handwritten
 
 DAY = date(2026, 11, 20)
 D = f"{DAY:%Y%m%d}"
 PID = "2088123456789012"
-ACCOUNT = generate.SETTLEMENT_ACCOUNT  # the bank account whose statements are damaged
+ACCOUNT = generator.SETTLEMENT_ACCOUNT  # the bank account whose statements are damaged
 OTHER_ACCOUNT = "6214830100556677"
 CONFIGS = sources.load_all(config.load())
 AMOUNT_RULE = "(plain decimal, at most the currency's minor-unit digits)"
@@ -46,8 +47,8 @@ class Bad:
 # ---- good files of the day ----------------------------------------------------------------
 
 @functools.cache
-def day() -> generate.Day:
-    return generate.build_day(DAY, 200, seed=11)
+def day() -> generator.Day:
+    return generator.build_day(DAY, 200, seed=11)
 
 
 def bookings(*accounts: str) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from tally import generate, pipeline, transform
+from tally import pipeline, transform
+from tally.devtools import generator
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=1)
@@ -53,7 +54,7 @@ def two_days(request):
     settings = request.getfixturevalue("clean")
     labels = {}
     for day in (D1, D2):
-        generated = generate.generate_day(day, 3000, settings.inbox_dir, seed=21)
+        generated = generator.generate_day(day, 3000, settings.inbox_dir, seed=21)
         labels[day] = json.loads(generated.labels.read_text())
         pipeline.land_day(settings, day)
         pipeline.load_day(settings, day)

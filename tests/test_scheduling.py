@@ -10,7 +10,8 @@ from datetime import date, timedelta
 import pytest
 import yaml
 
-from tally import airflow_local, config, generate, pipeline, runlock, schedule, sources, storage
+from tally import airflow_local, config, pipeline, runlock, schedule, sources, storage
+from tally.devtools import generator
 
 DAY = date(2026, 11, 20)
 
@@ -20,7 +21,7 @@ def test_every_generated_source_belongs_to_exactly_one_feed(settings, tmp_path):
     expected = schedule.expected_sources(settings)
     assert len(expected) == len(set(expected))
     assert set(expected) <= set(sources.load_all(settings))
-    day = generate.generate_day(DAY, 50, tmp_path, seed=3)
+    day = generator.generate_day(DAY, 50, tmp_path, seed=3)
     assert {key.split(":")[0] for key in day.files} == set(expected)
     for feed in feeds:
         assert timedelta(0) < feed.cutoff < timedelta(hours=24)
@@ -56,7 +57,7 @@ def test_landing_dags_mark_the_date_and_trigger_the_daily_run_once_all_have(
         clean, conn, s3, tmp_path):
     settings = clean
     airflow_local.prepare_home(settings)
-    generate.generate_day(DAY, 150, settings.inbox_dir, seed=12)
+    generator.generate_day(DAY, 150, settings.inbox_dir, seed=12)
     feeds = schedule.load(settings)
     for i, feed in enumerate(feeds):
         assert not _daily_condition_met(settings, _asset_events(settings, DAY)), feed.name
@@ -92,7 +93,7 @@ def test_at_the_cut_off_a_missing_source_is_recorded_and_the_date_goes_on(
     plan["feeds"]["wechatpay"]["cutoff_hours"] = 0.003  # about eleven seconds
     (include / "schedule.yaml").write_text(yaml.safe_dump(plan))
     settings = config.load({**clean.env, "TALLY_INCLUDE_DIR": str(include)})
-    generate.generate_day(DAY, 100, settings.inbox_dir, seed=4, late=("wechatpay_trade_bill",))
+    generator.generate_day(DAY, 100, settings.inbox_dir, seed=4, late=("wechatpay_trade_bill",))
 
     log = tmp_path / "wechatpay.log"
     airflow_local.dags_test(settings, DAY, log_file=log, dag_id="tally_land_wechatpay")
@@ -120,7 +121,7 @@ def test_at_the_cut_off_a_missing_source_is_recorded_and_the_date_goes_on(
 
 def test_two_runs_of_the_same_date_at_once_take_turns_and_count_once(clean, conn):
     settings = clean
-    generate.generate_day(DAY, 150, settings.inbox_dir, seed=8)
+    generator.generate_day(DAY, 150, settings.inbox_dir, seed=8)
     results, errors = [], []
 
     def run():
@@ -169,7 +170,7 @@ def test_a_date_after_one_never_reconciled_is_refused(clean, conn):
     settings = clean
     first, skipped, third = DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)
     for day in (first, skipped, third):
-        generate.generate_day(day, 60, settings.inbox_dir, seed=2)
+        generator.generate_day(day, 60, settings.inbox_dir, seed=2)
     pipeline.run_day(settings, first)
     pipeline.land_day(settings, skipped)
     with pytest.raises(runlock.DateOutOfOrder, match=f"{skipped} has files but was never"):

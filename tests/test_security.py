@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from tally import airflow_local, generate, landing, pipeline, sources, storage
+from tally import airflow_local, landing, pipeline, sources, storage
+from tally.devtools import generator
 from tally.services import postgres
 from tests.conftest import reset
 from tests.test_intake import with_pulls
@@ -128,7 +129,7 @@ def day_run(settings, tmp_path_factory):
         bank.statements[(PULL["account"], "2000-01-01")] = b""  # the account exists
         run = with_pulls(settings, tmp, [{**PULL, "base_url": bank.url}],
                          TALLY_SECRET_CUSTODY_BANK_TOKEN=MARKER)
-        generate.generate_day(DAY, 200, run.inbox_dir, seed=21)
+        generator.generate_day(DAY, 200, run.inbox_dir, seed=21)
         bad = bad_ledger(run)
         (run.inbox_dir / "platform_ledger" / DAY.isoformat() / "correction.csv").write_bytes(bad)
         code = airflow_local.dags_test(run, DAY, log_file=tmp / "run.log")

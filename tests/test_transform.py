@@ -4,13 +4,14 @@ import json
 import re
 from datetime import date
 
-from tally import generate, pipeline, transform, warehouse
+from tally import pipeline, transform, warehouse
+from tally.devtools import generator
 
 DAY = date(2026, 11, 20)
 
 
 def load_generated(settings, scale=400, seed=4, day=DAY):
-    generated = generate.generate_day(day, scale, settings.inbox_dir, seed=seed)
+    generated = generator.generate_day(day, scale, settings.inbox_dir, seed=seed)
     pipeline.land_day(settings, day)
     pipeline.load_day(settings, day)
     return json.loads(generated.labels.read_text())

@@ -36,10 +36,10 @@ def cmd_services(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from tally import generate
+    from tally.devtools import generator
 
-    day = generate.generate_day(args.date, args.scale, Path(args.out), seed=args.seed,
-                                late=tuple(args.late))
+    day = generator.generate_day(args.date, args.scale, Path(args.out), seed=args.seed,
+                                 late=tuple(args.late))
     for name, path in day.files.items():
         print(f"{name}: {path}")
     print(f"labels: {day.labels}")
@@ -113,10 +113,10 @@ def cmd_backfill(args) -> int:
 
 def cmd_demo(args) -> int:
     """Generate the embedded sample business day into the inbox, then run it end to end."""
-    from tally import generate
+    from tally.devtools import generator
 
     settings = config.load()
-    generate.generate_day(args.date, args.scale, settings.inbox_dir, seed=args.seed)
+    generator.generate_day(args.date, args.scale, settings.inbox_dir, seed=args.seed)
     return run_day(settings, args.date)
 
 
@@ -168,7 +168,7 @@ def cmd_gate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from tally import bench
+    from tally.devtools import bench
 
     if args.days < 1:
         raise SystemExit("--days is at least 1")
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ports for the bench's services (0-8), to run beside another "
                         "checkout's bench")
     p.add_argument("--no-dbt", action="store_true", help="stop after loading (one day)")
-    p.add_argument("--no-baselines", action="store_true", help="skip tally.baselines")
+    p.add_argument("--no-baselines", action="store_true", help="skip tally.devtools.baselines")
     p.add_argument("--keep", action="store_true",
                    help="leave the bench's services running with the days loaded (profiling)")
     p.add_argument("--out", default="docs/benchmarks.json")

@@ -468,11 +468,11 @@ def build_day(business_date: date, scale: int, seed: int = 7) -> Day:
                balances, labels)
 
 
-# ---- writing files: each format's renderer in tally.samples ---------------------------------
+# ---- writing files: each format's renderer in tally.devtools.samples ------------------------
 
 def _bank_files(day: Day) -> Iterator[tuple[str, str, bytes]]:
     """One statement per bank account, in the format that account's bank exports."""
-    from tally.samples import camt053, cn_bank, mt940, platform
+    from tally.devtools.samples import camt053, cn_bank, mt940, platform
 
     d = f"{day.business_date:%Y%m%d}"
     for account, rows in day.bookings.groupby("account", sort=True):
@@ -502,7 +502,7 @@ def _bank_files(day: Day) -> Iterator[tuple[str, str, bytes]]:
 
 def _channel_files(day: Day) -> Iterator[tuple[str, str, bytes]]:
     """The channels' bills as they deliver them: Alipay's zip, WeChat Pay's gzip."""
-    from tally.samples import alipay, wechatpay
+    from tally.devtools.samples import alipay, wechatpay
 
     d = f"{day.business_date:%Y%m%d}"
     # Both readings of the 汇总 订单金额 in use: every row signed, or the payments only.
@@ -517,7 +517,7 @@ def _channel_files(day: Day) -> Iterator[tuple[str, str, bytes]]:
 def render(day: Day) -> Iterator[tuple[str, str, bytes]]:
     """Every file of the day, one at a time (so one file's bytes are in memory at once):
     (key, file name, bytes); the key's source names the folder."""
-    from tally.samples import platform
+    from tally.devtools.samples import platform
 
     d = f"{day.business_date:%Y%m%d}"
     yield "platform_ledger", f"platform_ledger_{d}.csv", platform.ledger_csv(day.platform)

@@ -274,7 +274,7 @@ def run(rows: int, settings: config.Settings | None = None, with_dbt: bool = Tru
         with memory:
             day = bench_day(settings, memory, result, BENCH_DATE, rows, parse=True,
                             with_dbt=with_dbt, keep_files=with_baselines)
-            # Baselines (tally/baselines.py) on the same files and warehouse.
+            # Baselines (tally/devtools/baselines.py) on the same files and warehouse.
             if with_baselines:
                 result["baselines"] = _timed(memory, result["stages"], "baselines",
                                              result["rows_in_files"], run_baselines, settings,
@@ -384,10 +384,11 @@ def bench_day(settings: config.Settings, memory: MemorySampler, record: dict,
     run lock), land, load, dbt build, gate, then publish, or end as a dry run (`publish`
     false). Fills `record` (stages, rows in the files, dbt's model times) and returns the
     generated day. Its files are deleted once landed, unless `keep_files`."""
-    from tally import generate, pipeline, transform
+    from tally import pipeline, transform
+    from tally.devtools import generator
 
     stages = record["stages"]
-    day = _timed(memory, stages, "generate", rows, generate.generate_day, business_date, rows,
+    day = _timed(memory, stages, "generate", rows, generator.generate_day, business_date, rows,
                  settings.inbox_dir)
     record["rows_in_files"] = day_rows = sum(json.loads(day.labels.read_text())["rows"].values())
     record["files"] = len(day.files)
@@ -518,9 +519,9 @@ def failed(result: dict) -> bool:
 
 
 def run_baselines(settings: config.Settings, files: dict[str, Path]) -> dict:
-    """tally.baselines.run_baselines on the day's files. Its failure is recorded, not raised:
-    the pipeline's own figures are kept."""
-    from tally import baselines
+    """tally.devtools.baselines.run_baselines on the day's files. Its failure is recorded, not
+    raised: the pipeline's own figures are kept."""
+    from tally.devtools import baselines
 
     try:
         with postgres.connect(settings, autocommit=True) as conn:
