@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tally import pipeline, storage, transform
-from tally.publish import reports
+from tally.publish import model, reports
 from tests.conftest import reset
 from tests.test_transform import DAY, load_generated
 
@@ -403,7 +403,7 @@ def test_the_html_report_renders_offline_in_headless_chromium(built, conn, s3, z
     # The charts are inline SVG drawn from the views: one point per project and recent day.
     points = conn.execute("select count(distinct (business_date, project)) from"
                           " reporting.daily_summary where business_date between %s and %s",
-                          (DAY - timedelta(days=reports.HISTORY_DAYS - 1), DAY)).fetchone()[0]
+                          (DAY - timedelta(days=model.HISTORY_DAYS - 1), DAY)).fetchone()[0]
     assert html.count("<circle") == points > len(DAYS)
     assert html.count("<polyline") >= 2
     assert "差异类型与金额 Breaks by type and amount" in html and "挂账账龄" in html
@@ -466,9 +466,9 @@ def test_the_item_sheets_hold_at_most_the_configured_rows_and_say_where_the_rest
                    "transaction_key": f"k{i:03d}"}
 
     def view(name, columns, rows=()):
-        return reports.View(name, columns, ["text"] * len(columns), list(rows))
+        return model.View(name, columns, ["text"] * len(columns), list(rows))
 
-    day = reports.DayReport(
+    day = model.DayReport(
         DAY, {"run_id": "r1", "gate_passed": True, "gate": {"evaluated": 3}},
         {"daily_summary": view("daily_summary", [c.key for c in excel.SUMMARY_COLUMNS]),
          "breaks": view("breaks", ["break_type", "label_zh", "label_en", "outcome"]),

@@ -34,7 +34,7 @@ from pathlib import Path
 import xlsxwriter
 
 from tally import money
-from tally.publish import VALUES, header, reports, value_text
+from tally.publish import VALUES, header, model, value_text
 
 MAX_ROWS = 1_048_576 - 1  # Excel's sheet limit, less the header row
 WIDTH_SAMPLE = 2000  # widths from the first rows: enough, and fast on big days
@@ -217,7 +217,7 @@ SUMMARY_COLUMNS = [
 _KINDS = {"int8": "int", "int4": "int", "int2": "int", "date": "date", "numeric": "number"}
 
 
-def generic_columns(view: reports.View) -> list[Col]:
+def generic_columns(view: model.View) -> list[Col]:
     """Columns of a view the workbook has no layout for (balance checks): all but the date."""
     columns = []
     for name, type_name in zip(view.columns, view.types, strict=True):
@@ -231,11 +231,11 @@ def generic_columns(view: reports.View) -> list[Col]:
 
 
 def _bucket_label(index: int) -> str:
-    _, _, zh, en = reports.AGEING_BUCKETS[index]
+    _, _, zh, en = model.AGEING_BUCKETS[index]
     return f"{zh} {en}"
 
 
-def _summary_sheet(book: _Book, ws, day: reports.DayReport, notes: list[str]) -> None:
+def _summary_sheet(book: _Book, ws, day: model.DayReport, notes: list[str]) -> None:
     summary = day.views["daily_summary"].dicts()
     gate = day.run.get("gate") or {}
     meta = [
@@ -280,7 +280,7 @@ def _summary_sheet(book: _Book, ws, day: reports.DayReport, notes: list[str]) ->
 
 def _suspense_rows(rows: Iterable[dict], labels: dict[str, str]) -> Iterator[dict]:
     for r in rows:
-        yield {**r, "ageing_bucket": _bucket_label(reports.bucket_of(r["age_days"])),
+        yield {**r, "ageing_bucket": _bucket_label(model.bucket_of(r["age_days"])),
                "becomes_label": labels.get(r["becomes_break_type"], r["becomes_break_type"])}
 
 
@@ -298,7 +298,7 @@ def cut_note(title: str, view: str, shown: int, total: int) -> str:
             f"{view}.csv and {view}.parquet")
 
 
-def write_workbook(day: reports.DayReport, suspense: Iterable[dict], path: Path) -> None:
+def write_workbook(day: model.DayReport, suspense: Iterable[dict], path: Path) -> None:
     """The workbook to `path`. `suspense` is the day's largest suspense items, as many as the
     sheet shows (reports.read_suspense), read once (an iterator over a cursor is enough);
     `day` has the breaks to show, the counts of all rows and the sums over all of them."""

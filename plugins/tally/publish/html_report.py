@@ -13,7 +13,7 @@ from decimal import Decimal
 from html import escape
 
 from tally import money
-from tally.publish import header, label, reports, value_text
+from tally.publish import header, label, model, value_text
 
 TABLE_LIMIT = 200  # rows per table in the page; the extracts have them all
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -67,12 +67,12 @@ def _text(x, y, content, size=12, anchor="start", fill="#1d2733", weight="normal
             f' font-weight="{weight}">{escape(str(content))}</text>')
 
 
-def line_chart(day: reports.DayReport, width: int = 900, height: int = 300) -> str:
+def line_chart(day: model.DayReport, width: int = 900, height: int = 300) -> str:
     """Match rate per project over the HISTORY_DAYS ending on the business date."""
     left, right, top, bottom = 56, 280, 20, 44
     plot_w, plot_h = width - left - right, height - top - bottom
-    days = [day.business_date - timedelta(days=reports.HISTORY_DAYS - 1 - i)
-            for i in range(reports.HISTORY_DAYS)]
+    days = [day.business_date - timedelta(days=model.HISTORY_DAYS - 1 - i)
+            for i in range(model.HISTORY_DAYS)]
     step = plot_w // (len(days) - 1)
 
     def y(matched: int, rows: int) -> int:
@@ -142,7 +142,7 @@ def bar_panel(title: str, items: list[tuple[str, int, str, str]], width: int = 4
     return "".join(parts)
 
 
-def breaks_charts(day: reports.DayReport) -> str:
+def breaks_charts(day: model.DayReport) -> str:
     """Breaks by type: open breaks and the day's informational differences (suspense items
     are in the ageing chart)."""
     groups: dict[tuple, list] = {}
@@ -162,9 +162,9 @@ def breaks_charts(day: reports.DayReport) -> str:
     return "".join(f"<figure>{p}</figure>" for p in panels)
 
 
-def ageing_charts(day: reports.DayReport) -> str:
+def ageing_charts(day: model.DayReport) -> str:
     table = day.ageing
-    names = [f"{zh} {en}" for _, _, zh, en in reports.AGEING_BUCKETS]
+    names = [f"{zh} {en}" for _, _, zh, en in model.AGEING_BUCKETS]
     counts = [sum(r["count"] for r in table if r["bucket"] == b) for b in range(len(names))]
     panels = [bar_panel("笔数 Count", [(names[b], counts[b], f"{counts[b]:,}", SUSPENSE_COLOR)
                                        for b in range(len(names))])]
@@ -202,7 +202,7 @@ def table(columns: list[str], rows: list[dict], limit: int = TABLE_LIMIT) -> str
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-def _cards(day: reports.DayReport) -> str:
+def _cards(day: model.DayReport) -> str:
     summary = day.views["daily_summary"].dicts()
     rows = sum(r["row_count"] for r in summary)
     matched = sum(r["matched_count"] for r in summary)
@@ -219,7 +219,7 @@ def _cards(day: reports.DayReport) -> str:
         "</div>" for k, v in cards) + "</div>"
 
 
-def report(day: reports.DayReport) -> str:
+def report(day: model.DayReport) -> str:
     stamp = day.business_date.isoformat()
     run = day.run
     gate = ("通过 passed" if run.get("gate_passed")
@@ -237,7 +237,7 @@ def report(day: reports.DayReport) -> str:
                        "break_amount_minor", "match_rate"]
     ageing_rows = [{**r, "ageing_bucket": f"{r['label_zh']} {r['label_en']}"}
                    for r in day.ageing]
-    days = reports.HISTORY_DAYS
+    days = model.HISTORY_DAYS
     sections = [
         (f"匹配率（近 {days} 天） Match rate, last {days} days",
          f"<figure>{line_chart(day)}<figcaption>每个对账项目已匹配笔数 / 对账笔数。 Matched rows /"

@@ -42,7 +42,7 @@ import json
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -54,6 +54,16 @@ from psycopg import sql
 
 from tally import money, storage
 from tally.config import Settings
+from tally.publish import excel
+from tally.publish import html_report as html
+from tally.publish.model import (
+    AGEING_BUCKETS,
+    HISTORY_DAYS,
+    WORKBOOK_ROWS,
+    DayReport,
+    View,
+    bucket_of,
+)
 
 # The reporting contract, in the order finance reads it; balance_checks when it exists.
 VIEWS = ["daily_summary", "breaks", "suspense", "status_corrections", "matches", "outcomes"]
@@ -71,74 +81,9 @@ READ_ORDER = {
     "breaks": "outcome <> 'break', outcome <> 'matched', abs(amount_minor) desc nulls last",
     "suspense": "abs(amount_minor) desc nulls last, age_days desc nulls last",
 }
-WORKBOOK_ROWS = 10_000  # the default of Settings.workbook_rows
 BATCH_ROWS = 50_000  # rows per Parquet row group
 COPY_BLOCK_BYTES = 4 * 2**20  # bytes of CSV per block of Arrow's reader
-HISTORY_DAYS = 14  # the match-rate chart looks back this many days
 MANIFEST = "_manifest.json"
-
-# Suspense ageing buckets: (first day, last day or None, label zh, label en).
-AGEING_BUCKETS = [
-    (0, 0, "当天", "Same day"),
-    (1, 1, "1 天", "1 day"),
-    (2, 3, "2–3 天", "2–3 days"),
-    (4, 7, "4–7 天", "4–7 days"),
-    (8, None, "8 天以上", "8+ days"),
-]
-
-
-@dataclass
-class View:
-    """One reporting view's rows for the day, with the PostgreSQL type name of each column."""
-
-    name: str
-    columns: list[str]
-    types: list[str]
-    rows: list[tuple]
-
-    def dicts(self) -> list[dict]:
-        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
-    def total(self, column: str) -> dict[str, int]:
-        """Sum of an integer minor-unit column per currency."""
-        at, currency_at = self.columns.index(column), self.columns.index("currency")
-        totals: dict[str, int] = {}
-        for row in self.rows:
-            if row[at] is not None:
-                totals[row[currency_at]] = totals.get(row[currency_at], 0) + row[at]
-        return totals
-
-
-@dataclass
-class DayReport:
-    business_date: date
-    run: dict
-    views: dict[str, View]
-    # (day, project, rows, matched rows) for the HISTORY_DAYS ending on the business date.
-    history: list[tuple] = field(default_factory=list)
-    inputs: list[dict] = field(default_factory=list)
-    # Suspense per project, currency and ageing bucket (read_ageing).
-    ageing: list[dict] = field(default_factory=list)
-    # Break type -> "中文 English" label, for every type (suspense items name theirs too).
-    break_labels: dict[str, str] = field(default_factory=dict)
-    # Rows of the views the workbook and the report show only in part: view -> all its rows
-    # for the day (breaks: without the suspense items), and how many at most are shown.
-    counts: dict[str, int] = field(default_factory=dict)
-    limit: int = WORKBOOK_ROWS
-    # Suspense per batch (read_suspense_batches) and breaks per type (read_break_totals), over
-    # every row.
-    suspense_batches: list[dict] = field(default_factory=list)
-    break_totals: list[dict] = field(default_factory=list)
-
-
-def bucket_of(age_days: int | None) -> int:
-    """Index into AGEING_BUCKETS for an age in days."""
-    age = max(age_days or 0, 0)
-    for index, (first, last, _, _) in enumerate(AGEING_BUCKETS):
-        if age >= first and (last is None or age <= last):
-            return index
-    raise AssertionError(age)
-
 
 def read_ageing(conn: psycopg.Connection, business_date: date) -> list[dict]:
     """Suspense per project, currency and ageing bucket: count and amount (minor units).
@@ -443,9 +388,6 @@ def render_outputs(conn: psycopg.Connection, day: DayReport, directory: Path
                    ) -> tuple[dict[str, Path], dict[str, int]]:
     """Every file of a publication, written under `directory`: workbook, HTML report, one CSV
     and Parquet per view. Returns {output name: file} and {view: rows}."""
-    from tally.publish import excel
-    from tally.publish import html_report as html
-
     stamp = day.business_date.isoformat()
     files = {f"report_{stamp}.xlsx": directory / f"report_{stamp}.xlsx",
              f"report_{stamp}.html": directory / f"report_{stamp}.html"}
