@@ -76,9 +76,9 @@ def test_a_day_whose_invariant_fails_publishes_nothing(clean, conn, s3, tmp_path
                     ignore=shutil.ignore_patterns("target", "logs"))
     macro = project / "macros" / "reconciliation.sql"
     macro.write_text(macro.read_text().replace(" and l.occurrence = r.occurrence", ""))
-    schema = project / "models" / "schema.yml"
-    schema.write_text(re.sub(r"(?ms)^\s+data_tests:.*?(?=^\s+- name:|^unit_tests:|\Z)", "\n",
-                             schema.read_text()).split("unit_tests:")[0])
+    for schema in (project / "models").glob("*/_*__models.yml"):  # one per folder
+        schema.write_text(re.sub(r"(?ms)^\s+data_tests:.*?(?=^\s+- name:|^unit_tests:|\Z)",
+                                 "\n", schema.read_text()).split("unit_tests:")[0])
     settings = replace(clean, dbt_project_dir=project,
                        env={**clean.env, "TALLY_DBT_PROJECT_DIR": str(project)})
 
