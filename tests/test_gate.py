@@ -1,13 +1,14 @@
 """The Great Expectations gate on the real warehouse: it passes a sound day and names what broke."""
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from datetime import date
 
 import pytest
 
-from tally import gate, pipeline, storage, transform
+from tally import config, gate, pipeline, storage, transform
 from tests.test_transform import load_generated
 
 DAY = date(2026, 11, 20)
@@ -113,3 +114,21 @@ def test_committed_gx_project_is_what_the_code_defines(settings, tmp_path):
     committed = (settings.expectations_dir / "gx" / "great_expectations.yml").read_text()
     assert "analytics_enabled: false" in committed
     assert "progress_bars:\n  globally: false" in committed
+
+
+def test_gx_is_given_the_warehouse_url_by_the_code_not_the_environment(tmp_path):
+    """The committed datasource names its URL as a config variable; each context is handed
+    the value from the settings, and neither the environment nor the project's files get it.
+    (No warehouse needed: the engine is built, not connected.)"""
+    settings = config.load({**config.load().env,
+                            "TALLY_PG_DSN": "postgresql://gx:pa%40ss-0@127.0.0.1:9/wh"})
+    shutil.copytree(settings.expectations_dir / "gx", tmp_path / "gx",
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    source = gate._context(settings, project_root=tmp_path).data_sources.get(gate.DATASOURCE)
+    assert str(source.connection_string) == "${" + gate.URL_VARIABLE + "}"
+    url = source.get_engine().url
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "gx", "pa@ss-0", "127.0.0.1", 9, "wh")
+    assert gate.URL_VARIABLE not in os.environ
+    written = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
+    assert not [data for data in written if b"pa@ss-0" in data or b"pa%40ss-0" in data]

@@ -9,7 +9,6 @@ Nothing is published unless every expectation holds.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date
@@ -19,7 +18,8 @@ from tally.money import EXPONENTS
 
 CHECKPOINT = "daily_gate"
 DATASOURCE = "warehouse"
-# GX substitutes ${...} from the environment at run time, so no credential is committed.
+# The committed datasource names its URL as this config variable, never the URL itself: each
+# context is given the value when it is built (_context), so no credential is committed.
 URL_VARIABLE = "TALLY_GX_WAREHOUSE_URL"
 
 # (asset name, schema, table): tables validated per business date (their as_of_date column).
@@ -166,9 +166,13 @@ def _context(settings: Settings, mode: str = "file", project_root=None):
 
     import tally.gx_expectations  # noqa: F401 - registers our expectation types with GX
 
-    os.environ.update({URL_VARIABLE: settings.pg.sqlalchemy_url})
+    # GX resolves ${URL_VARIABLE} from the context's runtime environment (which wins over the
+    # process environment and config_variables.yml): the URL goes from the settings to this
+    # context only, not into os.environ (only config.py deals with the environment) nor into
+    # any file of the GX project.
     return gx.get_context(mode=mode,
-                          project_root_dir=str(project_root or settings.expectations_dir))
+                          project_root_dir=str(project_root or settings.expectations_dir),
+                          runtime_environment={URL_VARIABLE: settings.pg.sqlalchemy_url})
 
 
 def init_project(settings: Settings) -> list[str]:
