@@ -74,7 +74,8 @@ def test_daily_dag_takes_manual_parameters_and_hands_follow_ups_to_the_rerun_dag
 
 def test_dag_files_do_no_heavy_work_at_import(tmp_path):
     """Importing the DAG must not reach the database or S3 or run dbt: with both pointed at
-    closed ports and no dbt on PATH, the import still succeeds."""
+    closed ports and no dbt on PATH, the import still succeeds. Nor does it load the
+    development tools (tally.devtools)."""
     env = airflow_local.environment(config.load())
     env.update({"TALLY_PG_PORT": "9", "TALLY_S3_PORT": "9", "PATH": "/usr/bin:/bin",
                 "TALLY_HOME": str(tmp_path)})
@@ -84,6 +85,8 @@ def test_dag_files_do_no_heavy_work_at_import(tmp_path):
             spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
+        loaded = [m for m in sys.modules if m.startswith("tally.devtools")]
+        assert not loaded, loaded
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
