@@ -404,7 +404,7 @@ def bench_day(settings: config.Settings, memory: MemorySampler, record: dict,
         if not keep_files:
             _discard(day)
         loaded = _timed(memory, stages, "load", day_rows, pipeline.load_day, settings,
-                        business_date)
+                        business_date, None, run_id)  # only=None: every source; as the run
         if landed["landed"] != len(day.files) or loaded["quarantined"]:
             raise RuntimeError(f"the generated day did not load cleanly: {landed['landed']} "
                                f"of {len(day.files)} files landed; quarantined: "
