@@ -45,9 +45,10 @@ def _empty_bucket(s3, bucket: str) -> None:
         s3.delete_object(Bucket=bucket, Key=key)
 
 
-def reset(settings):
+def reset(settings, prepare: bool = True):
     """A warehouse and zones with nothing in them (the test's own admin clean-up: Tally itself
-    never deletes from the raw zone)."""
+    never deletes from the raw zone); without `prepare`, not even the schema, as on a fresh
+    clone."""
     with postgres.connect(settings, autocommit=True) as conn:
         for schema in WAREHOUSE_SCHEMAS:
             conn.execute(f"drop schema if exists {schema} cascade")
@@ -56,9 +57,10 @@ def reset(settings):
                    settings.s3.published_bucket):
         _empty_bucket(s3, bucket)
     shutil.rmtree(settings.inbox_dir, ignore_errors=True)
-    from tally import pipeline
+    if prepare:
+        from tally import pipeline
 
-    pipeline.prepare(settings)
+        pipeline.prepare(settings)
     return settings
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ import pytest
 from tally import pipeline, runlock, sources
 from tally.devtools import generator
 from tally.services import postgres
-from tests.conftest import WAREHOUSE_SCHEMAS, _empty_bucket
+from tests.conftest import reset
 
 D = date(2026, 11, 20)
 E = date(2026, 11, 24)  # not the day after D: the two dates may be reconciled in either order
@@ -94,20 +93,6 @@ with postgres.connect(config.load(), autocommit=True) as conn:
         time.sleep(0.2)
 print(applied)
 """
-
-
-def empty_warehouse(settings) -> None:
-    """As on a fresh clone: no schema at all (the processes create it), empty zones and drop."""
-    with postgres.connect(settings, autocommit=True) as conn:
-        for schema in WAREHOUSE_SCHEMAS:
-            conn.execute(f"drop schema if exists {schema} cascade")
-    from tally import storage
-
-    s3 = storage.client(settings)
-    for bucket in (settings.s3.raw_bucket, settings.s3.quarantine_bucket,
-                   settings.s3.published_bucket):
-        _empty_bucket(s3, bucket)
-    shutil.rmtree(settings.inbox_dir, ignore_errors=True)
 
 
 class LockWatch(threading.Thread):
@@ -172,7 +157,7 @@ def test_runs_and_landings_at_once_under_load_take_turns_and_count_once(
         settings, busy_cores, tmp_path, round_no):
     kind = KINDS[(round_no - 1) % len(KINDS)]
     waits = WAITS[kind]
-    empty_warehouse(settings)
+    reset(settings, prepare=False)  # as on a fresh clone: the processes create the schema
     generator.generate_day(D, SCALE, settings.inbox_dir, seed=40 + round_no)
     generator.generate_day(E, SCALE, settings.inbox_dir, seed=50 + round_no)
     # A second delivery of E's bank statement, as a person would upload it: the same bytes.
