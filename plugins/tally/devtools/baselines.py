@@ -514,16 +514,23 @@ def _tolerance(left: pd.DataFrame, right: pd.DataFrame, rule: dict) -> pd.DataFr
     return pairs[left_best & right_best]
 
 
-def _group(left: pd.DataFrame, right: pd.DataFrame, rule: dict) -> pd.DataFrame:
-    """Many rows sharing group_key whose amounts sum to one row on the other side (the
-    earliest of that key there), within amount_tolerance_minor."""
-    key = rule["group_key"]
+def _group_sides(left, right, rule: dict) -> tuple:
+    """A grouping rule's sides: whether the many are on the right, the many side and the one
+    side (frames or relations), and the amount column each sums or compares."""
     many_right = rule.get("group_side", "left") == "right"
     many, one = (right, left) if many_right else (left, right)
     many_amount = rule.get("right_amount" if many_right else "left_amount",
                            "signed_amount_minor")
     one_amount = rule.get("left_amount" if many_right else "right_amount",
                           "signed_amount_minor")
+    return many_right, many, one, many_amount, one_amount
+
+
+def _group(left: pd.DataFrame, right: pd.DataFrame, rule: dict) -> pd.DataFrame:
+    """Many rows sharing group_key whose amounts sum to one row on the other side (the
+    earliest of that key there), within amount_tolerance_minor."""
+    key = rule["group_key"]
+    many_right, many, one, many_amount, one_amount = _group_sides(left, right, rule)
     many = many.dropna(subset=[key])
     groups = many.groupby(key, as_index=False).agg(group_amount=(many_amount, "sum"))
     targets = one.dropna(subset=[key])
@@ -844,12 +851,7 @@ def _pass_sql(rule: dict, left: str, right: str) -> str:
         )
         select left_key, right_key from ranked where left_rank = 1 and right_rank = 1"""
     key = rule["group_key"]
-    many_right = rule.get("group_side", "left") == "right"
-    many, one = (right, left) if many_right else (left, right)
-    many_amount = rule.get("right_amount" if many_right else "left_amount",
-                           "signed_amount_minor")
-    one_amount = rule.get("left_amount" if many_right else "right_amount",
-                          "signed_amount_minor")
+    many_right, many, one, many_amount, one_amount = _group_sides(left, right, rule)
     keys = ("p.one_key as left_key, many.transaction_key as right_key" if many_right
             else "many.transaction_key as left_key, p.one_key as right_key")
     return f"""
