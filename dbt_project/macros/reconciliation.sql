@@ -127,10 +127,12 @@
     {%- set name = project['project'] -%}
     select * from (
     with left_0 as (
-        select * from {{ open_rows }} where project = '{{ name }}' and recon_side = 'left'
+        select * from {{ open_rows }}
+        where project = '{{ name }}' and recon_side = 'left' and out_of_reach is not true
     ),
     right_0 as (
-        select * from {{ open_rows }} where project = '{{ name }}' and recon_side = 'right'
+        select * from {{ open_rows }}
+        where project = '{{ name }}' and recon_side = 'right' and out_of_reach is not true
     ),
     {%- for rule in project['rules'] %}
     {%- set i = loop.index %}
@@ -200,6 +202,32 @@
     {%- else -%}
         {{ column }} <= {{ as_of() }}
     {%- endif -%}
+{%- endmacro %}
+
+{# For a row carried from an earlier date (alias `c`): true when no rule of the project can pair
+   it with any of the new rows, so the waterfall need not read it (it stays open, and is still
+   classified). New rows are dated after every carried row: a rule bounded by max_days_apart
+   reaches back that many days from the first new date, a tolerance rule as far as its time
+   window from the other side's earliest new row (`earliest_other`, null when that side has no
+   new row). A group rule sums rows of any date, so it keeps every carried row in reach. Two
+   carried rows were already tried against each other on the days they were both open. #}
+{% macro out_of_reach(project, first_new_date, c='c', earliest_other='n.earliest_event_at') -%}
+    {%- set reach = [] -%}
+    {%- for rule in project['rules'] -%}
+        {%- if rule['kind'] == 'group' -%}
+            {{ return('false') }}
+        {%- endif -%}
+        {%- set bounds = [] -%}
+        {%- if rule.get('max_days_apart') is not none -%}
+            {%- do bounds.append(c ~ '.business_date >= ' ~ first_new_date ~ ' - ' ~ (rule['max_days_apart'] | int)) -%}
+        {%- endif -%}
+        {%- if rule['kind'] == 'tolerance' -%}
+            {%- do bounds.append(c ~ ".event_at >= " ~ earliest_other ~ " - interval '"
+                                 ~ (rule.get('time_window_minutes', 1440) | int) ~ " minutes'") -%}
+        {%- endif -%}
+        {%- do reach.append('(' ~ (bounds | join(' and ') if bounds else 'true') ~ ')') -%}
+    {%- endfor -%}
+    not coalesce({{ earliest_other }} is not null and ({{ reach | join(' or ') if reach else 'false' }}), false)
 {%- endmacro %}
 
 {# The canonical transaction's columns (int_transactions), in order: those every source part

@@ -26,7 +26,10 @@ paired as (
     from {{ ref('fct_matches') }} where as_of_date = {{ as_of() }}
 )
 
-select scope.*
+{%- set columns = transaction_column_names() %}
+
+select scope.as_of_date, scope.project, scope.recon_side, scope.match_ref,
+       {% for column in columns %}scope.{{ column }}, {% endfor %}scope.opened_on
 from scope
 where not exists (
     select 1 from paired as m

@@ -20,11 +20,13 @@ new_rows as (
     {%- for project in config['projects'] %}
     {%- set match_ref = project.get('explain_key', 'reference') %}
     select '{{ project["project"] }}' as project, 'left' as recon_side,
-           t.{{ match_ref }} as match_ref, t.*, {{ as_of() }} as opened_on
+           t.{{ match_ref }} as match_ref, t.*, {{ as_of() }} as opened_on,
+           false as out_of_reach
     from transactions as t where {{ project['left'] }}
     union all
     select '{{ project["project"] }}' as project, 'right' as recon_side,
-           t.{{ match_ref }} as match_ref, t.*, {{ as_of() }} as opened_on
+           t.{{ match_ref }} as match_ref, t.*, {{ as_of() }} as opened_on,
+           false as out_of_reach
     from transactions as t where {{ project['right'] }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
@@ -34,10 +36,31 @@ new_rows as (
 
 -- The state is read by name, not by ref: it is this model's own output of an earlier date,
 -- written by int_recon__open_items from this scope.
+-- Whether a rule could still pair it with a new row is worked out per project, from
+-- the other side's earliest new row (macro out_of_reach): the waterfall reads only those that
+-- could, so its cost follows the day's rows and the recent open items, not every open item.
 carried as (
     select project, recon_side, match_ref, {{ columns | join(', ') }}, opened_on
     from {{ open_items_relation() }}
     where as_of_date = '{{ state_date }}'::date
+),
+
+earliest_new as (
+    select project, recon_side, min(event_at) as earliest_event_at
+    from new_rows group by project, recon_side
+),
+
+carried_in_reach as (
+    select c.*,
+        case
+            {%- for project in config['projects'] %}
+            when c.project = '{{ project["project"] }}'
+                then {{ out_of_reach(project, "'" ~ state_date ~ "'::date + 1") }}
+            {%- endfor %}
+        end as out_of_reach
+    from carried as c
+    left join earliest_new as n
+        on n.project = c.project and n.recon_side = {{ other_side('c') }}
 )
 {%- endif %}
 
@@ -46,6 +69,6 @@ from (
     select * from new_rows
     {%- if state_date %}
     union all
-    select * from carried
+    select * from carried_in_reach
     {%- endif %}
 ) as in_scope

@@ -51,6 +51,76 @@ matched_today as not materialized (
     group by project, right_key
 ),
 
+{%- set state_date = since() if is_incremental() else none %}
+{%- if state_date %}
+
+-- An item carried open from the last reconciled date keeps that date's classification when
+-- nothing it depends on moved today: it was a break (no longer waiting for a source or in
+-- flight), no new row shares its reference (the project's explain key) or its order number,
+-- its counterpart was not paired today, and no row of the other side with its amount arrived
+-- or was paired today (its nearest row of the same amount). Its candidates are the rows up to
+-- the date, yesterday's plus today's new ones, so the lookups below would find the same: only
+-- its age moves. A day then classifies its new rows and the items something touched, not
+-- every item ever left open.
+previous as not materialized (
+    select * from {{ this }} where as_of_date = '{{ state_date }}'::date
+),
+
+new_keys as materialized (
+    {%- set keys = [] %}
+    {%- for project in config['projects'] %}
+    {%- set key = project.get('explain_key', 'reference') %}
+    {%- if key not in keys %}{% set _ = keys.append(key) %}{% endif %}
+    {%- endfor %}
+    {%- for key in keys %}
+    select {{ key }} as value from {{ ref('int_transactions') }}
+    where {{ new_days() }} and {{ key }} is not null
+    union
+    {%- endfor %}
+    select merchant_order_no from {{ ref('int_transactions') }}
+    where {{ new_days() }} and merchant_order_no is not null
+),
+
+moved_amounts as materialized (
+    select project, recon_side, amount_minor, currency, direction
+    from scope where opened_on = {{ as_of() }}
+    union
+    select s.project, s.recon_side, s.amount_minor, s.currency, s.direction
+    from scope as s
+    inner join matched_today as m
+        on m.project = s.project and m.transaction_key = s.transaction_key
+),
+
+settled as materialized (
+    select p.*
+    from unmatched as u
+    inner join previous as p
+        on p.project = u.project and p.transaction_key = u.transaction_key
+    where u.opened_on < {{ as_of() }}
+      and p.outcome = 'break' and p.awaiting is null
+      and not exists (select 1 from new_keys as k where k.value = u.match_ref)
+      and not exists (select 1 from new_keys as k where k.value = u.merchant_order_no)
+      and not exists (
+          select 1 from matched_today as m
+          where m.project = p.project and m.transaction_key = p.counterpart_key)
+      and not exists (
+          select 1 from moved_amounts as a
+          where a.project = u.project and a.recon_side = {{ other_side('u') }}
+            and a.amount_minor = u.amount_minor and a.currency = u.currency
+            and a.direction = u.direction)
+),
+{%- endif %}
+
+-- The open items classified today: all but the settled.
+fresh as materialized (
+    select * from unmatched as u
+    {%- if state_date %}
+    where not exists (
+        select 1 from settled as s
+        where s.project = u.project and s.transaction_key = u.transaction_key)
+    {%- endif %}
+),
+
 -- The rows with the same reference (the project's explain key) on the other side, whatever
 -- their state: looked up in the canonical rows up to the date by that key (an index), so a
 -- second copy of a row paired long ago is still found, without reading the history.
@@ -65,7 +135,7 @@ reference_candidates as not materialized (
         c.business_date as candidate_business_date,
         c.amount_minor - u.amount_minor as difference_minor,
         abs(extract(epoch from c.event_at - u.event_at)) as seconds_apart
-    from unmatched as u
+    from fresh as u
     inner join (
         select * from {{ ref('int_transactions') }}
         where status <> 'failed' and ({{ project[other] }})
@@ -104,7 +174,7 @@ same_amount as not materialized (
             partition by u.project, u.transaction_key
             order by abs(extract(epoch from c.event_at - u.event_at)), c.transaction_key
         ) as nearness
-    from unmatched as u
+    from fresh as u
     inner join unmatched as c
         on c.project = u.project and c.recon_side = {{ other_side('u') }}
         and c.amount_minor = u.amount_minor and c.currency = u.currency
@@ -123,7 +193,7 @@ failed_counterpart as materialized (
         select u.project, u.transaction_key, t.transaction_key as failed_key,
                t.source as failed_source, t.reference as failed_reference,
                t.amount_minor as failed_amount_minor, t.business_date as failed_business_date
-        from unmatched as u
+        from fresh as u
         inner join (
             select * from {{ ref('int_transactions') }}
             where status = 'failed' and ({{ project[other] }})
@@ -150,7 +220,7 @@ refunded_elsewhere as materialized (
         select u.project, u.transaction_key, p.transaction_key as order_key,
                p.source as order_source, p.reference as order_reference,
                p.amount_minor as order_amount_minor, p.business_date as order_business_date
-        from unmatched as u
+        from fresh as u
         inner join (
             select * from {{ ref('int_transactions') }}
             where status <> 'failed' and side = 'platform' and ({{ project['left'] }})
@@ -200,12 +270,12 @@ channel_bills (channel, source) as (
 
 awaited as not materialized (
     select u.project, u.transaction_key, e.source, u.business_date as awaited_date
-    from unmatched as u
+    from fresh as u
     inner join expected_sources as e
         on e.project = u.project and e.recon_side = {{ other_side('u') }}
     union all
     select u.project, u.transaction_key, b.source, u.paid_bill_date
-    from unmatched as u
+    from fresh as u
     inner join channel_bills as b on b.channel = u.channel
     where u.paid_bill_date is not null
 ),
@@ -245,7 +315,7 @@ classified as not materialized (
         e.order_key,
         w.awaiting,
         w.awaited_date
-    from unmatched as u
+    from fresh as u
     left join same_reference as r
         on r.project = u.project and r.transaction_key = u.transaction_key and r.nearness = 1
     left join same_amount as a
@@ -422,3 +492,43 @@ left join counterparts as c
 left join repeated as r
     on o.break_type = 'duplicate' and r.project = o.project
     and r.candidate_key = o.counterpart_key
+
+{%- if state_date %}
+union all
+-- The settled items, as classified on the last reconciled date, a day older.
+select
+    {{ as_of() }} as as_of_date,
+    s.project,
+    s.transaction_key,
+    s.recon_side,
+    s.side,
+    s.source,
+    s.kind,
+    s.reference,
+    s.account,
+    s.direction,
+    s.amount_minor,
+    s.currency,
+    s.status,
+    s.event_at,
+    s.business_date,
+    {{ as_of() }} - s.business_date as age_days,
+    s.outcome,
+    s.break_type,
+    s.rule,
+    s.pass,
+    s.counterpart_key,
+    s.counterpart_source,
+    s.counterpart_reference,
+    s.counterpart_amount_minor,
+    s.counterpart_business_date,
+    s.repeats_key,
+    s.amount_difference_minor,
+    s.status_corrected,
+    s.awaiting,
+    s.explanation,
+    s.row_count,
+    s.file_id,
+    s.line_no
+from settled as s
+{%- endif %}
