@@ -21,6 +21,9 @@
 {%- set _ = index_hooks.append('create index if not exists int_transactions_by_' ~ key
                                ~ ' on {{ this }} (' ~ key ~ ')') %}
 {%- endfor %}
+{#- The channels' bill days by date (known_batches): a few rows a day among the day's rows. #}
+{%- set _ = index_hooks.append('create index if not exists int_transactions_batches_by_date'
+                               ~ ' on {{ this }} (business_date) where kind = \'settlement_batch\'') %}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
