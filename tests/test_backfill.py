@@ -3,13 +3,15 @@ outcomes are what the generator's labels say (a settled row without counterpart 
 its day, timing clears the next day), a missing bill makes its orders wait rather than break,
 and the late file re-runs its day and the days after it that it changes."""
 
+import dataclasses
 import json
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from tally import pipeline
+from tally import pipeline, transform
 from tally.devtools import generator
 
 FIRST = date(2026, 11, 1)
@@ -155,3 +157,44 @@ def test_every_date_reports_what_the_labels_say(fortnight, conn, project):
     _, seen = fortnight
     for day in DAYS:
         assert reported(conn, day, project) == expected(seen["labels"], day, PROJECTS[project]), day
+
+
+def outcome_rows(conn, day) -> list[tuple]:
+    """Every column of a date's outcomes but classified_by, in a fixed order."""
+    columns = [name for (name,) in conn.execute(
+        "select column_name from information_schema.columns where table_schema = 'marts'"
+        " and table_name = 'fct_outcomes' and column_name <> 'classified_by'"
+        " order by ordinal_position").fetchall()]
+    return conn.execute(f"select {', '.join(columns)} from marts.fct_outcomes"
+                        " where as_of_date = %s order by project, transaction_key",
+                        (day,)).fetchall()
+
+
+def test_an_open_item_nothing_touched_keeps_the_classification_it_would_get_again(
+        fortnight, conn, tmp_path):
+    """A day classifies its new rows and the open items something touched; the others keep the
+    last date's classification, a day older. A change to the rules (here only a project's
+    label) has every open item classified again: the last date comes out the same."""
+    settings, _ = fortnight
+    last = DAYS[-1]
+    before = outcome_rows(conn, last)
+    carried_breaks = conn.execute(
+        "select count(*) from marts.fct_outcomes where as_of_date = %s and outcome = 'break'"
+        " and business_date < as_of_date - 3", (last,)).fetchone()[0]
+    assert carried_breaks > 100  # the breaks of the earlier days, still open
+    (first_version,) = conn.execute(
+        "select distinct classified_by from marts.fct_outcomes where as_of_date = %s",
+        (last,)).fetchone()
+
+    include = tmp_path / "include"
+    shutil.copytree(settings.include_dir, include)
+    rules = include / "reconciliation.yaml"
+    text = rules.read_text()
+    assert "label: 平台转账 ↔ 银行流水\n" in text
+    rules.write_text(text.replace("label: 平台转账 ↔ 银行流水\n",
+                                  "label: 平台转账 ↔ 银行流水（改名）\n", 1))
+    transform.build(dataclasses.replace(settings, include_dir=include), last)
+
+    assert conn.execute("select array_agg(distinct classified_by) from marts.fct_outcomes"
+                        " where as_of_date = %s", (last,)).fetchone()[0] != [first_version]
+    assert outcome_rows(conn, last) == before

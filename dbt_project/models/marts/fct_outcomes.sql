@@ -18,6 +18,10 @@
 ) }}
 {%- set config = recon_config() %}
 {%- set in_flight = config.get('in_flight_days', {}) %}
+{#- What a classification was made by: the rules and this model's code. An item keeps an earlier
+    date's classification only if the same made it (a change to either classifies every open
+    item again, once). #}
+{%- set classified_by = local_md5(tojson(config, sort_keys=true) ~ model.raw_code) %}
 
 with scope as not materialized (
     select * from {{ ref('int_recon__scope') }}
@@ -56,12 +60,13 @@ matched_today as not materialized (
 
 -- An item carried open from the last reconciled date keeps that date's classification when
 -- nothing it depends on moved today: it was a break (no longer waiting for a source or in
--- flight), no new row shares its reference (the project's explain key) or its order number,
--- its counterpart was not paired today, and no row of the other side with its amount arrived
--- or was paired today (its nearest row of the same amount). Its candidates are the rows up to
--- the date, yesterday's plus today's new ones, so the lookups below would find the same: only
--- its age moves. A day then classifies its new rows and the items something touched, not
--- every item ever left open.
+-- flight; not a status mismatch, whose row of the same reference may be paired by another
+-- key), no new row shares its reference (the project's explain key) or its order number, its
+-- counterpart was not paired today, no row of the other side with its amount arrived or was
+-- paired today (its nearest row of the same amount), and the same rules and code classified
+-- it (classified_by). Its candidates are the rows up to the date, yesterday's plus today's new
+-- ones, so the lookups below would find the same: only its age moves. A day then classifies
+-- its new rows and the items something touched, not every item ever left open.
 previous as not materialized (
     select * from {{ this }} where as_of_date = '{{ state_date }}'::date
 ),
@@ -97,7 +102,8 @@ settled as materialized (
     inner join previous as p
         on p.project = u.project and p.transaction_key = u.transaction_key
     where u.opened_on < {{ as_of() }}
-      and p.outcome = 'break' and p.awaiting is null
+      and p.outcome = 'break' and p.awaiting is null and p.break_type <> 'status_mismatch'
+      and p.classified_by = '{{ classified_by }}'
       and not exists (select 1 from new_keys as k where k.value = u.match_ref)
       and not exists (select 1 from new_keys as k where k.value = u.merchant_order_no)
       and not exists (
@@ -484,7 +490,8 @@ select
     o.explanation,
     o.row_count,
     o.file_id,
-    o.line_no
+    o.line_no,
+    '{{ classified_by }}' as classified_by
 from open_rows as o
 left join counterparts as c
     on c.transaction_key = o.counterpart_key
@@ -529,6 +536,7 @@ select
     s.explanation,
     s.row_count,
     s.file_id,
-    s.line_no
+    s.line_no,
+    s.classified_by
 from settled as s
 {%- endif %}
