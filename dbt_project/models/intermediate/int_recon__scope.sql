@@ -36,15 +36,15 @@ new_rows as (
 
 -- The state is read by name, not by ref: it is this model's own output of an earlier date,
 -- written by int_recon__open_items from this scope.
--- Whether a rule could still pair it with a new row is worked out per project, from
--- the other side's earliest new row (macro out_of_reach): the waterfall reads only those that
--- could, so its cost follows the day's rows and the recent open items, not every open item.
 carried as (
     select project, recon_side, match_ref, {{ columns | join(', ') }}, opened_on
     from {{ open_items_relation() }}
     where as_of_date = '{{ state_date }}'::date
 ),
 
+-- Whether a rule could still pair a carried item with a new row, per project, from the other
+-- side's earliest new row (macro out_of_reach): the waterfall reads only those that could, so
+-- its cost follows the day's rows and the recent open items, not every item left open.
 earliest_new as (
     select project, recon_side, min(event_at) as earliest_event_at
     from new_rows group by project, recon_side
