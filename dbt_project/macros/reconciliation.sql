@@ -230,6 +230,18 @@
     not coalesce({{ earliest_other }} is not null and ({{ reach | join(' or ') if reach else 'false' }}), false)
 {%- endmacro %}
 
+{# The columns an open row's explanation looks rows up by (fct_outcomes): each project's
+   explain key, and the order number (a refund's paid order). int_transactions is indexed on
+   each. #}
+{% macro lookup_keys() -%}
+    {%- set keys = ['merchant_order_no'] -%}
+    {%- for project in recon_config()['projects'] -%}
+        {%- set key = project.get('explain_key', 'reference') -%}
+        {%- if key not in keys -%}{%- do keys.append(key) -%}{%- endif -%}
+    {%- endfor -%}
+    {{ return(keys) }}
+{%- endmacro %}
+
 {# The canonical transaction's columns (int_transactions), in order: those every source part
    has, those only some parts have (null in the others, with their type), those derived. The
    scope and the open items carry them all. #}

@@ -8,14 +8,8 @@
 -- (macro new_days) from those dates' files alone and leaves every other date as it is; a
 -- re-run of a date replaces its rows. The indexes serve the lookups of the day's open rows
 -- into history (fct_outcomes): a failed row by reference, a paid order by order number.
-{#- The keys the day's open rows are looked up by: each project's explain key, and the order
-    number (a refund's paid order). #}
-{%- set lookup_keys = ['business_date', 'merchant_order_no', 'reference'] %}
-{%- for project in recon_config()['projects'] %}
-{%- if project.get('explain_key', 'reference') not in lookup_keys %}
-{%- set _ = lookup_keys.append(project['explain_key']) %}
-{%- endif %}
-{%- endfor %}
+{#- The keys the day's open rows are looked up by (macro lookup_keys), and the date. #}
+{%- set lookup_keys = ['business_date'] + lookup_keys() %}
 {%- set index_hooks = [] %}
 {%- for key in lookup_keys %}
 {%- set _ = index_hooks.append('create index if not exists int_transactions_by_' ~ key

@@ -71,19 +71,14 @@ previous as not materialized (
     select * from {{ this }} where as_of_date = '{{ state_date }}'::date
 ),
 
+-- Every value of the lookup keys among the new rows, read in one pass over them.
 new_keys as materialized (
-    {%- set keys = [] %}
-    {%- for project in config['projects'] %}
-    {%- set key = project.get('explain_key', 'reference') %}
-    {%- if key not in keys %}{% set _ = keys.append(key) %}{% endif %}
-    {%- endfor %}
-    {%- for key in keys %}
-    select {{ key }} as value from {{ ref('int_transactions') }}
-    where {{ new_days() }} and {{ key }} is not null
-    union
-    {%- endfor %}
-    select merchant_order_no from {{ ref('int_transactions') }}
-    where {{ new_days() }} and merchant_order_no is not null
+    select distinct keys.value
+    from {{ ref('int_transactions') }} as t
+    cross join lateral unnest(array[
+        {%- for key in lookup_keys() %}t.{{ key }}{% if not loop.last %}, {% endif %}{% endfor -%}
+    ]) as keys (value)
+    where {{ new_days('t.business_date') }} and keys.value is not null
 ),
 
 moved_amounts as materialized (
