@@ -75,6 +75,25 @@ def test_a_lost_row_and_a_double_match_fail_the_gate(built_day, conn):
     }
 
 
+def test_the_gate_reads_its_own_date_only(built_day, conn):
+    """Each suite's batch is the gated date's rows: a broken row on another date is not this
+    date's failure, and a table with no row for the date is (unless it may be empty)."""
+    conn.execute("create temp table earlier as select * from marts.fct_outcomes"
+                 " where outcome = 'break' limit 1")
+    conn.execute("update earlier set as_of_date = as_of_date - 1")
+    conn.execute("insert into marts.fct_outcomes select * from earlier union all"
+                 " select * from earlier")
+    result = gate.run(built_day, DAY)
+    assert result.passed, result.summary()
+
+    conn.execute("delete from marts.fct_matches where as_of_date = %s", (DAY,))
+    conn.execute("delete from marts.fct_outcomes where as_of_date = %s", (DAY,))
+    result = gate.run(built_day, DAY)
+    assert [(f.suite, f.expectation) for f in result.failures
+            if f.expectation == "The business date has rows to check"] == [
+        ("reconciliation_outcomes", "The business date has rows to check")]
+
+
 def test_a_day_with_no_data_fails(built_day):
     result = gate.run(built_day, date(2026, 11, 21))
     assert not result.passed

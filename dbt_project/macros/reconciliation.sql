@@ -278,14 +278,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The gate (Great Expectations) selects a table's day as year, month and day of as_of_date:
-   an index on those three expressions keeps that a lookup however long the history. #}
-{% macro gate_day_index() -%}
-    create index if not exists {{ this.identifier }}_by_gate_day on {{ this }} (
-        (extract(year from as_of_date)), (extract(month from as_of_date)),
-        (extract(day from as_of_date)))
-{%- endmacro %}
-
 {# PostgreSQL compiles the plan of an expensive query to machine code before running it (JIT,
    above jit_above_cost). For the reconciliation models the compiling took longer than the
    query: 14.8 s for a 14.3 s fct_outcomes at 100,000 transactions a day after two weeks, and

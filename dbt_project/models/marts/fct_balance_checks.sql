@@ -11,7 +11,7 @@
     incremental_strategy='append',
     pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
     full_refresh=false,
-    post_hook="{{ gate_day_index() }}",
+    indexes=[{'columns': ['as_of_date']}],
 ) }}
 {%- set config = recon_config() %}
 {%- set balance_projects = config.get('balance_projects', []) %}

@@ -14,7 +14,7 @@
     full_refresh=false,
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['as_of_date', 'project', 'transaction_key']}],
-    post_hook=["{{ gate_day_index() }}", "analyze {{ this }}"],
+    post_hook="analyze {{ this }}",
 ) }}
 {%- set config = recon_config() %}
 {%- set in_flight = config.get('in_flight_days', {}) %}
