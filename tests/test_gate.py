@@ -67,11 +67,15 @@ def test_a_lost_row_and_a_double_match_fail_the_gate(built_day, conn):
     conn.execute(
         "insert into marts.fct_matches select * from marts.fct_matches"
         " where rule = 'exact_reference' limit 1")
+    conn.execute(
+        "update marts.fct_outcomes set break_type = 'lost' where transaction_key ="
+        " (select max(transaction_key) from marts.fct_outcomes where outcome = 'break')")
     failed = {f.expectation for f in gate.run(built_day, DAY).failures}
     assert failed == {
         "Every open row has exactly one outcome in each of its projects",
         "No platform or channel row is matched twice",
         "No statement row is matched twice outside a group rule",
+        "Every break type is a known one",
     }
 
 
