@@ -200,20 +200,29 @@ def test_the_days_are_written_as_a_table_a_chart_and_the_flat_cost_check(three_d
     assert check["end_to_end_within_target"] == (check["end_to_end_ratio"] <= 1.15)
     assert check["peak_mib"] == max(s["peak_mib"] for d in days for s in d["stages"].values())
     assert check["peak_within_target"] == (check["peak_mib"] < 2048)
+    # Each day's scope: its new rows, and from day 2 the open items carried into it.
+    scopes = [d["scope_rows"] for d in days]
+    assert scopes[0]["carried"] == 0 and all(s["new"] > DAY_ROWS for s in scopes)
+    assert all(s["carried"] > 0 for s in scopes[1:])
+    held = (scopes[-1]["new"] + scopes[-1]["carried"], scopes[1]["new"] + scopes[1]["carried"])
+    assert check["per_100k_in_scope_ratio"] == pytest.approx(
+        (last / held[0]) / (second / held[1]), abs=0.01)
 
     text = three_days["markdown"]
     assert f"## {DAY_ROWS} platform transactions a day, {DAYS} consecutive days" in text
-    assert ("| day | date | generate | land | load | dbt build | matching | gate | publish |"
-            " end to end | peak MiB |") in text
+    assert ("| day | date | in scope: new + carried | generate | land | load | dbt build |"
+            " matching | gate | publish | end to end | peak MiB |") in text
     rows = [line.split(" | ") for line in text.splitlines()
             if line.startswith("| ") and line.split(" | ")[1:2] in ([d.isoformat()] for d in DATES)]
     assert [row[:2] for row in rows] == [[f"| {n}", d.isoformat()] for n, d in enumerate(DATES, 1)]
-    assert [row[8] == "–" for row in rows] == [True, False, False]  # publish: not on day 1
+    assert [row[9] == "–" for row in rows] == [True, False, False]  # publish: not on day 1
+    assert rows[0][2] == f"{days[0]['scope_rows']['new']:,} + 0"
     assert "```mermaid\nxychart-beta\n" in text
     assert '    x-axis "day" ["1", "2", "3"]' in text
     end_to_end = ", ".join(f"{d['stages']['end to end']['seconds']:g}" for d in days)
     assert f"    bar [{end_to_end}]" in text
     assert f"Flat cost: day {DAYS}'s end to end" in text
+    assert "per 100,000 rows in scope (new rows + open items carried)" in text
     assert "Flat cost:" in three_days["printed"]
     assert three_days["printed"].count(f"\nday 2 {DATES[1].isoformat()}: ") == 1
 

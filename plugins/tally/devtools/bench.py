@@ -35,6 +35,8 @@ deleted once landed. Every day is reconciled (land, load, dbt build, gate); to r
 history quickly, only day 2 and the last two days are published, the others end after the gate
 as dry runs. Each day's stages are recorded as above (parse and the baselines are not run), and
 the flat-cost check compares day K's end to end with day 2's (the first day with history).
+Each day also records its reconciliation scope (scope_rows): the day's new rows and the open
+items carried into it, so a cost that grows can be read against what the day had to hold.
 """
 
 from __future__ import annotations
@@ -417,6 +419,7 @@ def bench_day(settings: config.Settings, memory: MemorySampler, record: dict,
         pipeline.heartbeat(settings, run_id, business_date)
         _timed(memory, stages, "dbt build", day_rows, transform.build, settings, business_date)
         _matching(settings, memory, record)
+        record["scope_rows"] = scope_rows(settings, business_date)
         passed, failure = _timed(memory, stages, "gate", day_rows, check_gate, settings, run_id,
                                  business_date)
         stages["gate"]["passed"] = passed
@@ -479,6 +482,18 @@ def _matching(settings: config.Settings, memory: MemorySampler, record: dict) ->
     stages["matching"]["models"] = list(MATCHING_MODELS)
 
 
+def scope_rows(settings: config.Settings, business_date: date) -> dict[str, int]:
+    """The day's reconciliation scope (rows per project): its new rows and the open items
+    carried into it from earlier dates."""
+    with postgres.connect(settings, autocommit=True) as conn:
+        new, carried = conn.execute(
+            "select count(*) filter (where opened_on >= as_of_date),"
+            " count(*) filter (where opened_on < as_of_date)"
+            " from intermediate.int_recon__scope where as_of_date = %s",
+            (business_date,)).fetchone()
+    return {"new": new, "carried": carried}
+
+
 def _unfigure(figures: dict) -> dict[str, float]:
     return {g: figures["peak_mib_by_process"].get(g, 0.0) for g in GROUPS}
 
@@ -508,6 +523,13 @@ def flat_cost(result: dict) -> dict:
         ratio = round(last / second, 3)
         check.update(end_to_end_day_2=second, end_to_end_last_day=last, end_to_end_ratio=ratio,
                      end_to_end_within_target=ratio <= TARGET_FLAT_COST_RATIO)
+        scopes = [days[i].get("scope_rows") for i in (1, -1)]
+        if all(scopes):
+            # Seconds per 100,000 rows in scope: flat when a day costs its rows plus its open items.
+            per = [round(seconds * 100_000 / (scope["new"] + scope["carried"]), 2)
+                   for seconds, scope in zip((second, last), scopes, strict=True)]
+            check.update(per_100k_in_scope_day_2=per[0], per_100k_in_scope_last_day=per[1],
+                         per_100k_in_scope_ratio=round(per[1] / per[0], 3))
     return check
 
 
@@ -815,13 +837,16 @@ def day_line(number: int, day: dict) -> str:
 
 def days_table(result: dict) -> str:
     """Consecutive days: each day's seconds per stage, end to end and peak memory."""
-    lines = ["| day | date | " + " | ".join(DAY_COLUMNS) + " | end to end | peak MiB |",
-             "| ---: | --- |" + " ---: |" * (len(DAY_COLUMNS) + 2)]
+    lines = ["| day | date | in scope: new + carried | " + " | ".join(DAY_COLUMNS)
+             + " | end to end | peak MiB |",
+             "| ---: | --- | ---: |" + " ---: |" * (len(DAY_COLUMNS) + 2)]
     for number, day in enumerate(result["days"], 1):
         stages = day["stages"]
         peak, stage = _peak(stages)
         cells = [_cell(stages, name) for name in (*DAY_COLUMNS, "end to end")]
-        lines.append(f"| {number} | {day['business_date']} | {' | '.join(cells)} | "
+        scope = day.get("scope_rows")
+        held = f"{scope['new']:,} + {scope['carried']:,}" if scope else "–"
+        lines.append(f"| {number} | {day['business_date']} | {held} | {' | '.join(cells)} | "
                      f"{peak:,} ({stage}) |")
     return "\n".join(lines)
 
@@ -838,6 +863,11 @@ def flat_cost_text(result: dict) -> str:
     else:
         parts.append(f"day {result['day_count']} against day 2 not measured: the run stopped "
                      f"at {result.get('failed_stage')} on {result.get('failed_day')}")
+    if "per_100k_in_scope_ratio" in check:
+        parts.append(f"per 100,000 rows in scope (new rows + open items carried) "
+                     f"{check['per_100k_in_scope_last_day']:,.2f} s on day {result['day_count']}"
+                     f" / {check['per_100k_in_scope_day_2']:,.2f} s on day 2 = "
+                     f"{check['per_100k_in_scope_ratio']:.2f}")
     if "peak_mib" in check:
         ok = check["peak_within_target"]
         parts.append(f"peak memory {check['peak_mib']:,} MiB ({check['peak_stage']} on "
