@@ -198,3 +198,30 @@ def test_an_open_item_nothing_touched_keeps_the_classification_it_would_get_agai
     assert conn.execute("select array_agg(distinct classified_by) from marts.fct_outcomes"
                         " where as_of_date = %s", (last,)).fetchone()[0] != [first_version]
     assert outcome_rows(conn, last) == before
+
+
+def test_a_days_data_tests_read_that_days_rows_only(fortnight, conn):
+    """dbt's data tests in a daily build check the rows that build made: a bad row kept from
+    an earlier date fails that date's tests, not every later day's."""
+    from tally import recon
+
+    settings, _ = fortnight
+    first, last = DAYS[0], DAYS[-1]
+
+    def test_outcomes(day):
+        return transform.dbt(settings, "test", "--select", "fct_outcomes", "--exclude",
+                             transform.DAILY_EXCLUDE, "--vars",
+                             json.dumps(recon.dbt_vars(settings, day)))
+
+    (key,) = conn.execute(
+        "select transaction_key from marts.fct_outcomes where as_of_date = %s"
+        " and outcome = 'break' order by transaction_key limit 1", (first,)).fetchone()
+    conn.execute("update marts.fct_outcomes set outcome = 'lost' where as_of_date = %s"
+                 " and transaction_key = %s and outcome = 'break'", (first, key))
+    try:
+        assert "PASS=" in test_outcomes(last)
+        with pytest.raises(transform.DbtFailed, match="accepted_values_fct_outcomes_outcome"):
+            test_outcomes(first)
+    finally:
+        conn.execute("update marts.fct_outcomes set outcome = 'break' where as_of_date = %s"
+                     " and transaction_key = %s and outcome = 'lost'", (first, key))
