@@ -293,3 +293,16 @@
 {% macro postgres__no_jit() -%}
     set local jit = off
 {%- endmacro %}
+
+{# An index kept by date on a table built incrementally: dbt creates a model's configured
+   indexes only when it creates the table, so an index added later would never reach a
+   warehouse built before it. Created here if missing, on every run (a lookup when present). #}
+{% macro date_index(column='as_of_date') -%}
+    create index if not exists {{ this.identifier }}_by_{{ column }} on {{ this }} ({{ column }})
+{%- endmacro %}
+
+{# The gate's index of earlier releases (year, month and day of as_of_date), no longer read:
+   dropped where a warehouse still has it, so that no insert keeps it up. #}
+{% macro drop_gate_day_index() -%}
+    drop index if exists {{ this.schema }}.{{ this.identifier }}_by_gate_day
+{%- endmacro %}

@@ -13,7 +13,7 @@
     full_refresh=false,
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['as_of_date']}, {'columns': ['left_key']}, {'columns': ['right_key']}],
-    post_hook="analyze {{ this }}",
+    post_hook=["{{ drop_gate_day_index() }}", "analyze {{ this }}"],
 ) }}
 {%- set config = recon_config() %}
 

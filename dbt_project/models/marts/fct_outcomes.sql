@@ -14,7 +14,7 @@
     full_refresh=false,
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['as_of_date', 'project', 'transaction_key']}],
-    post_hook="analyze {{ this }}",
+    post_hook=["{{ drop_gate_day_index() }}", "analyze {{ this }}"],
 ) }}
 {%- set config = recon_config() %}
 {%- set in_flight = config.get('in_flight_days', {}) %}
@@ -91,12 +91,17 @@ moved_amounts as materialized (
         on m.project = s.project and m.transaction_key = s.transaction_key
 ),
 
--- The carried items with their last classification, joined on the key alone so that the
--- planner counts them right (a filter on several of the classification's columns at once is
--- estimated at a few rows, and the checks below then run as loops over the day's new keys:
--- three minutes at 100,000 a day); the conditions come after the checks.
+-- The carried items with what the checks below need of their last classification, joined on
+-- the key alone so that the planner counts them right (a filter on several of the
+-- classification's columns at once is estimated at a few rows, and the checks below then run
+-- as loops over the day's new keys: three minutes at 100,000 a day); the conditions come after
+-- the checks. Narrow rows: the checks sort and hash every open item carried (a hundred
+-- thousand after a month of breaks nobody worked), and whole rows made them the model's
+-- largest cost; the settled items' rows are read once, at the end.
 carried as materialized (
-    select p.*, u.match_ref as carried_match_ref,
+    select p.project, p.transaction_key, p.recon_side, p.counterpart_key, p.amount_minor,
+           p.currency, p.direction, p.outcome, p.awaiting, p.break_type, p.classified_by,
+           u.match_ref as carried_match_ref,
            u.merchant_order_no as carried_merchant_order_no
     from unmatched as u
     inner join previous as p
@@ -120,7 +125,7 @@ untouched as materialized (
 ),
 
 settled as materialized (
-    select * from untouched
+    select project, transaction_key from untouched
     where outcome = 'break' and awaiting is null and break_type <> 'status_mismatch'
       and classified_by = '{{ classified_by }}'
 ),
@@ -547,5 +552,7 @@ select
     s.file_id,
     s.line_no,
     s.classified_by
-from settled as s
+from previous as s
+inner join settled as k
+    on k.project = s.project and k.transaction_key = s.transaction_key
 {%- endif %}
