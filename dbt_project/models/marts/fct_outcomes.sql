@@ -71,9 +71,10 @@ previous as not materialized (
     select * from {{ this }} where as_of_date = '{{ state_date }}'::date
 ),
 
--- Every value of the lookup keys among the new rows, read in one pass over them.
+-- Every value of the lookup keys among the new rows, read in one pass over them (a value may
+-- repeat: it is only looked up, and sorting out the repeats cost more than the lookups).
 new_keys as materialized (
-    select distinct keys.value
+    select keys.value
     from {{ ref('int_transactions') }} as t
     cross join lateral unnest(array[
         {%- for key in lookup_keys() %}t.{{ key }}{% if not loop.last %}, {% endif %}{% endfor -%}
@@ -81,14 +82,18 @@ new_keys as materialized (
     where {{ new_days('t.business_date') }} and keys.value is not null
 ),
 
-moved_amounts as materialized (
+-- The amounts that moved today: every new row's, and each carried row's paired today (a new
+-- row paired today is a new row already). Repeats are harmless here too; read from the scope
+-- where it is used, so that the planner sees the scope's statistics.
+moved_amounts as not materialized (
     select project, recon_side, amount_minor, currency, direction
     from scope where opened_on = {{ as_of() }}
-    union
+    union all
     select s.project, s.recon_side, s.amount_minor, s.currency, s.direction
     from scope as s
     inner join matched_today as m
         on m.project = s.project and m.transaction_key = s.transaction_key
+    where s.opened_on < {{ as_of() }}
 ),
 
 -- The carried items with what the checks below need of their last classification, joined on
