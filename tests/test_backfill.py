@@ -225,3 +225,21 @@ def test_a_days_data_tests_read_that_days_rows_only(fortnight, conn):
     finally:
         conn.execute("update marts.fct_outcomes set outcome = 'break' where as_of_date = %s"
                      " and transaction_key = %s and outcome = 'lost'", (first, key))
+
+
+def test_a_warehouse_built_by_an_earlier_release_gets_todays_indexes(fortnight, conn):
+    """dbt creates a model's configured indexes only with its table: an index added since
+    (fct_balance_checks by date) is created on the next run, and the gate's index of earlier
+    releases (year, month and day of the date), no longer read, is dropped."""
+    settings, _ = fortnight
+    conn.execute("drop index marts.fct_balance_checks_by_as_of_date")
+    conn.execute("create index fct_outcomes_by_gate_day on marts.fct_outcomes ("
+                 "(extract(year from as_of_date)), (extract(month from as_of_date)),"
+                 " (extract(day from as_of_date)))")
+
+    transform.build(settings, DAYS[-1])
+
+    indexes = dict(conn.execute(
+        "select indexname, indexdef from pg_indexes where schemaname = 'marts'").fetchall())
+    assert "fct_outcomes_by_gate_day" not in indexes
+    assert indexes["fct_balance_checks_by_as_of_date"].endswith("(as_of_date)")
