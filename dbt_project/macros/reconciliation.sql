@@ -294,10 +294,11 @@
     set local jit = off
 {%- endmacro %}
 
-{# An index kept by date on a table built incrementally: dbt creates a model's configured
-   indexes only when it creates the table, so an index added later would never reach a
-   warehouse built before it. Created here if missing, on every run (a lookup when present). #}
-{% macro date_index(column='as_of_date') -%}
+{# An index on a table built incrementally, named <table>_by_<column>: dbt creates a model's
+   configured indexes only when it creates the table, so an index added later would never
+   reach a warehouse built before it. Created here if missing, on every run (a lookup when
+   present). #}
+{% macro index_on(column) -%}
     create index if not exists {{ this.identifier }}_by_{{ column }} on {{ this }} ({{ column }})
 {%- endmacro %}
 

@@ -12,8 +12,7 @@
 {%- set lookup_keys = ['business_date'] + lookup_keys() %}
 {%- set index_hooks = [] %}
 {%- for key in lookup_keys %}
-{%- set _ = index_hooks.append('create index if not exists int_transactions_by_' ~ key
-                               ~ ' on {{ this }} (' ~ key ~ ')') %}
+{%- set _ = index_hooks.append("{{ index_on('" ~ key ~ "') }}") %}
 {%- endfor %}
 {#- The channels' bill days by date (known_batches): a few rows a day among the day's rows. #}
 {%- set _ = index_hooks.append('create index if not exists int_transactions_batches_by_date'

@@ -11,7 +11,7 @@
     incremental_strategy='append',
     pre_hook="{{ replace_rows('as_of_date = ' ~ as_of()) }}",
     full_refresh=false,
-    post_hook=["{{ date_index() }}", "{{ drop_gate_day_index() }}"],
+    post_hook=["{{ index_on('as_of_date') }}", "{{ drop_gate_day_index() }}"],
 ) }}
 {%- set config = recon_config() %}
 {%- set balance_projects = config.get('balance_projects', []) %}
