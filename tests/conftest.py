@@ -18,6 +18,7 @@ os.environ.update({
     "TALLY_HOME": str(TEST_HOME),
     "TALLY_PG_PORT": str(54339 + 2 * SLOT),
     "TALLY_S3_PORT": str(18433 + 20 * SLOT),
+    "TALLY_WEB_PORT": str(18440 + 20 * SLOT),
 })
 for name in ("TALLY_PG_DSN", "TALLY_S3_ENDPOINT", "AIRFLOW_CONN_TALLY_WAREHOUSE",
              "AIRFLOW_CONN_TALLY_S3", "TALLY_INBOX"):

@@ -72,6 +72,15 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The finance workbench (`tally web`): where it listens and the key its session cookies
+    are signed with (TALLY_WEB_SECRET, else generated once into TALLY_HOME/secrets.json)."""
+    host: str
+    port: int
+    secret_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     project_dir: Path
     home: Path
@@ -84,6 +93,7 @@ class Settings:
     expectations_dir: Path
     include_dir: Path
     timezone: str
+    web: WebSettings
     env: dict[str, str] = field(repr=False, default_factory=dict)
 
     @property
@@ -132,6 +142,7 @@ class Settings:
                 "TALLY_INBOX": str(self.inbox_dir),
                 "TALLY_PG_PORT": str(self.pg.port),
                 "TALLY_S3_PORT": str(self.s3.port),
+                "TALLY_WEB_PORT": str(self.web.port),
             }
         )
         return child
@@ -243,5 +254,10 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         ).resolve(),
         include_dir=Path(env.get("TALLY_INCLUDE_DIR", project_dir / "include")).resolve(),
         timezone=env.get("TALLY_TIMEZONE", "Asia/Shanghai"),
+        web=WebSettings(
+            host=env.get("TALLY_WEB_HOST", "127.0.0.1"),
+            port=int(env.get("TALLY_WEB_PORT", "18330")),
+            secret_key=env.get("TALLY_WEB_SECRET") or secrets.get("web_secret", ""),
+        ),
         env=env,
     )

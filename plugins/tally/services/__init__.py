@@ -13,14 +13,18 @@ from tally.services import postgres, s3
 def ensure_secrets(settings: Settings) -> Settings:
     """Generate the embedded services' credentials once; they live only under TALLY_HOME."""
     path = settings.secrets_file
-    if not path.exists():
+    values = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {
+        "pg_password": lambda: _secrets.token_urlsafe(18),
+        "s3_access_key": lambda: "tally" + _secrets.token_hex(6),
+        "s3_secret_key": lambda: _secrets.token_urlsafe(24),
+        # signs the workbench's session cookies; added to a home made by an earlier release
+        "web_secret": lambda: _secrets.token_urlsafe(32),
+    }
+    missing = {name: make() for name, make in wanted.items() if name not in values}
+    if missing:
         path.parent.mkdir(parents=True, exist_ok=True)
-        values = {
-            "pg_password": _secrets.token_urlsafe(18),
-            "s3_access_key": "tally" + _secrets.token_hex(6),
-            "s3_secret_key": _secrets.token_urlsafe(24),
-        }
-        path.write_text(json.dumps(values, indent=2))
+        path.write_text(json.dumps({**values, **missing}, indent=2))
         path.chmod(0o600)
     return load(settings.env)
 
