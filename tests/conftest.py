@@ -31,7 +31,7 @@ from tally.services import postgres  # noqa: E402
 os.environ.update(airflow_local.environment(config.load()))
 
 WAREHOUSE_SCHEMAS = ("tally", "raw", "staging", "intermediate", "marts", "reporting",
-                     "reference")
+                     "reference", "workbench")
 
 
 @pytest.fixture(scope="session")

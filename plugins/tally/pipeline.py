@@ -28,11 +28,14 @@ from tally.services import postgres
 
 
 def prepare(settings: Settings) -> None:
-    """Create Tally's control and raw tables and the BI tools' read-only role (idempotent)."""
+    """Create Tally's control and raw tables, the workbench's tables and the BI tools'
+    read-only role (idempotent)."""
     from tally import roles
+    from tally.workbench import schema as workbench_schema
 
     with postgres.connect(settings, autocommit=True) as conn:
         warehouse.ensure_schema(conn, sources.load_all(settings))
+        workbench_schema.ensure(conn)
         roles.ensure_bi_role(conn)
 
 

@@ -13,7 +13,8 @@ from psycopg import sql
 
 READABLE_SCHEMA = "reporting"
 # Schemas the reader must never see into; revoked explicitly in case of an earlier grant.
-PRIVATE_SCHEMAS = ("raw", "staging", "intermediate", "marts", "tally", "reference")
+PRIVATE_SCHEMAS = ("raw", "staging", "intermediate", "marts", "tally", "reference",
+                   "workbench")
 
 
 def ensure_bi_role(conn: psycopg.Connection, role: str = "tally_reader",
