@@ -1,0 +1,104 @@
+"""Cases: one per break or suspense item, their assignee and status, and comments.
+
+A case row is made the first time the queue shows its item (`sync`), so that the queue can
+join on it and a project's auto-assign rule applies once, when the item first appears.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import psycopg
+
+from tally.workbench import audit, notifications
+from tally.workbench.access import Invalid, NotFound, User, require
+from tally.workbench.policy import Policy
+
+# A suspense item has no break_key; its identity is its project and transaction key.
+SUSPENSE_KEY = "md5(concat_ws('|', 'suspense', {t}.project, {t}.transaction_key))"
+
+
+def subject(case_key: str) -> str:
+    return f"case:{case_key}"
+
+
+def sync(conn: psycopg.Connection, policy: Policy, first: date, last: date) -> int:
+    """Make the cases of the dates' open breaks and suspense items that have none yet, and
+    assign each new one by its project's rule; returns how many were made."""
+    with conn.transaction():
+        made = conn.execute(
+            "insert into workbench.cases (case_key, kind, project, first_seen)"
+            " select b.break_key, 'break', b.project, b.business_date from reporting.breaks b"
+            "  where b.business_date between %s and %s and b.needs_person"
+            " union all"
+            " select " + SUSPENSE_KEY.format(t="s") + ", 'suspense', s.project, s.business_date"
+            "  from reporting.suspense s where s.business_date between %s and %s"
+            # the earliest day first, so that first_seen is when the item first appeared
+            " order by 4 on conflict (case_key) do nothing returning case_key, project",
+            (first, last, first, last)).fetchall()
+        assignable = _assignable(conn, set(policy.auto_assign.values()))
+        for case_key, project in made:
+            assignee = policy.auto_assign.get(project)
+            if assignee in assignable:
+                _assign(conn, "system", case_key, assignee)
+    return len(made)
+
+
+def _assignable(conn: psycopg.Connection, names: set[str]) -> set[str]:
+    return {n for (n,) in conn.execute(
+        "select name from workbench.users where name = any(%s::text[]) and active"
+        " and role <> 'viewer'", (sorted(names),))}
+
+
+def get(conn: psycopg.Connection, case_key: str, lock: bool = False) -> dict:
+    cur = conn.execute(
+        "select case_key, kind, project, first_seen, status, assignee, updated_at"
+        " from workbench.cases where case_key = %s" + (" for update" if lock else ""),
+        (case_key,))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"no case {case_key}")
+    return dict(zip([c.name for c in cur.description], row, strict=True))
+
+
+def assign(conn: psycopg.Connection, user: User, case_key: str, assignee: str | None) -> None:
+    """Give the case to someone who can work it (or to nobody, with None)."""
+    require(user, "work")
+    with conn.transaction():
+        if assignee and assignee not in _assignable(conn, {assignee}):
+            raise Invalid(f"{assignee} is not an active user who works cases")
+        _assign(conn, user.name, case_key, assignee or None)
+
+
+def _assign(conn: psycopg.Connection, actor: str, case_key: str, assignee: str | None) -> None:
+    before = get(conn, case_key, lock=True)["assignee"]
+    if before == assignee:
+        return
+    conn.execute("update workbench.cases set assignee = %s, updated_at = now()"
+                 " where case_key = %s", (assignee, case_key))
+    audit.record(conn, actor, "data_change", "case_assigned", subject(case_key),
+                 {"before": {"assignee": before}, "after": {"assignee": assignee}})
+    if assignee and assignee != actor:
+        notifications.notify(conn, [assignee], "assigned", case_key)
+
+
+def comment(conn: psycopg.Connection, user: User, case_key: str, body: str) -> int:
+    require(user, "work")
+    body = (body or "").strip()
+    if not body:
+        raise Invalid("a comment needs text")
+    with conn.transaction():
+        get(conn, case_key)
+        comment_id = conn.execute(
+            "insert into workbench.comments (case_key, author, body) values (%s, %s, %s)"
+            " returning comment_id", (case_key, user.name, body)).fetchone()[0]
+        audit.record(conn, user.name, "data_change", "comment_added", subject(case_key),
+                     {"after": {"comment_id": comment_id, "body": body}})
+    return comment_id
+
+
+def comments(conn: psycopg.Connection, case_key: str) -> list[dict]:
+    cur = conn.execute(
+        "select comment_id, author, body, at from workbench.comments where case_key = %s"
+        " order by at, comment_id", (case_key,))
+    return [dict(zip([c.name for c in cur.description], row, strict=True)) for row in cur]
