@@ -167,6 +167,70 @@ def cmd_gate(args) -> int:
     return 0 if result.passed else 1
 
 
+def _workbench_connection():
+    """The warehouse, with the workbench's tables, for the commands that manage it."""
+    from tally import services
+    from tally.services import postgres
+    from tally.workbench import schema
+
+    settings = services.up(config.load())
+    conn = postgres.connect(settings, autocommit=True)
+    schema.ensure(conn)
+    return conn
+
+
+def cmd_users(args) -> int:
+    from tally.workbench import users
+    from tally.workbench.access import Invalid, NotFound
+
+    with _workbench_connection() as conn:
+        try:
+            if args.action == "add":
+                password = users.add(conn, args.name, args.role, args.language,
+                                     args.display_name, actor="cli")
+                print(f"user {args.name} ({args.role}) added; password, shown this once:")
+                print(password)
+            else:
+                token = users.create_token(conn, args.name, args.token_name, actor="cli")
+                print(f"API token for {args.name}, shown this once (send it as "
+                      "'Authorization: Bearer <token>'):")
+                print(token)
+        except (Invalid, NotFound) as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from tally.workbench import audit
+
+    with _workbench_connection() as conn:
+        if args.action == "verify":
+            result = audit.verify(conn)
+            print(result.text(), file=sys.stdout if result.ok else sys.stderr)
+            return 0 if result.ok else 1
+        if not (args.from_date and args.to_date):
+            print("audit export needs --from and --to", file=sys.stderr)
+            return 2
+        out = Path(args.out or f"audit-{args.from_date}-{args.to_date}.jsonl")
+        count = audit.export(conn, args.from_date, args.to_date, out)
+        print(f"{count} audit records ({args.from_date} to {args.to_date}) written to {out}")
+    return 0
+
+
+def cmd_web(args) -> int:
+    import uvicorn
+
+    from tally import pipeline, services
+    from tally.workbench.app import create_app
+
+    settings = services.up(config.load())
+    pipeline.prepare(settings)
+    uvicorn.run(create_app(settings), host=settings.web.host, port=settings.web.port,
+                log_level="info")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from tally.devtools import bench
 
@@ -253,6 +317,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["init", "run"])
     p.add_argument("--date", type=_date)
     p.set_defaults(func=cmd_gate)
+    p = sub.add_parser("users", help="the workbench's users: add one, or give one an API token")
+    users = p.add_subparsers(dest="action", required=True)
+    q = users.add_parser("add", help="add a user; prints a generated password once")
+    q.add_argument("name")
+    q.add_argument("--role", required=True, choices=["viewer", "operator", "approver", "admin"])
+    q.add_argument("--language", default="zh", choices=["zh", "en"])
+    q.add_argument("--display-name")
+    q.set_defaults(func=cmd_users)
+    q = users.add_parser("token", help="a new API token for a user; printed once")
+    q.add_argument("name")
+    q.add_argument("--token-name", default="api", help="what the token is for")
+    q.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("audit", help="check the workbench's audit trail, or export a range")
+    p.add_argument("action", choices=["verify", "export"])
+    p.add_argument("--from", dest="from_date", type=_date)
+    p.add_argument("--to", dest="to_date", type=_date)
+    p.add_argument("--out", help="JSON lines file (default audit-FROM-TO.jsonl)")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("web", help="serve the finance workbench (TALLY_WEB_HOST, TALLY_WEB_PORT)")
+    p.set_defaults(func=cmd_web)
+
     p = sub.add_parser("bench", help="time each pipeline stage on a generated day (or K days)")
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
                    help="platform transactions a day, one run per value")
