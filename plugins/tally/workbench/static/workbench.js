@@ -1,0 +1,7 @@
+// Plain JavaScript, no framework: a confirmation before a decision that cannot be taken back.
+document.addEventListener("submit", function (event) {
+  var action = event.target.getAttribute("action") || "";
+  if (/\/proposals\/\d+\/(approve|reject)$/.test(action) && !window.confirm("OK?")) {
+    event.preventDefault();
+  }
+});
