@@ -404,6 +404,39 @@ def test_the_case_detail_shows_both_sides_with_file_and_line_and_is_audited(base
     assert sides["left"]["file_name"] in page.text
 
 
+def test_a_suspense_item_is_a_case_too_with_its_row_and_candidates(base_url, day, conn):
+    # one read from a file (a channel's settlement batch is made of bill rows: no one line)
+    found = conn.execute(
+        "select md5(concat_ws('|', 'suspense', s.project, s.transaction_key)), s.transaction_key,"
+        " f.original_name, o.line_no from reporting.suspense s join marts.fct_outcomes o"
+        " on o.as_of_date = s.business_date and o.project = s.project"
+        " and o.transaction_key = s.transaction_key join tally.files f using (file_id)"
+        " where s.business_date = %s order by 1 limit 1", (DAY,)).fetchone()
+    if found is None:
+        pytest.skip("the generated day has no suspense item read from a file")
+    key, transaction_key, file_name, line_no = found
+    with api(base_url, day, "olive") as client:
+        detail = client.get(f"/api/v1/cases/{key}").json()
+        assert detail["case"]["kind"] == "suspense"
+        assert [(s["transaction_key"], s["file_name"], s["line_no"])
+                for s in detail["sides"]] == [(transaction_key, file_name, line_no)]
+        assert client.post(f"/api/v1/cases/{key}/assign", json={"assignee": "vera"}
+                           ).status_code == 400  # a viewer works no case
+        assert client.post(f"/api/v1/cases/{key}/assign", json={"assignee": "olive"}
+                           ).json()["assignee"] == "olive"
+
+
+def test_each_person_reads_their_own_language(base_url, day):
+    olive = browser(base_url, day, "olive")
+    assert "待处理" in olive.get("/queue").text
+    assert olive.post("/language", {"next": "/queue"}).status_code == 303
+    english = olive.get("/queue").text
+    assert "Queue" in english and "待处理" not in english
+    assert olive.post("/language", {"next": "https://elsewhere.example/"}
+                      ).headers["location"] == "/queue"  # no open redirect
+    assert "待处理" in olive.get("/queue").text
+
+
 def test_the_admin_adds_a_user_whose_password_is_shown_once(base_url, day, conn):
     admin = browser(base_url, day, "adam")
     page = admin.post("/users", {"name": "nina", "role": "viewer", "language": "en"})
