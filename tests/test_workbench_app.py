@@ -177,8 +177,11 @@ def test_sign_in_bad_password_and_lockout(base_url, day, conn):
     ok = browser(base_url, day, "olive")
     page = ok.get("/queue")
     assert page.status_code == 200 and "待处理" in page.text
+    copied = httpx.Client(base_url=base_url, cookies=dict(ok.http.cookies), timeout=60)
+    assert copied.get("/queue").status_code == 200
     assert ok.post("/logout").status_code == 303
-    assert ok.get("/queue").status_code == 303  # the session is gone
+    assert ok.get("/queue").status_code == 303  # the session is gone...
+    assert copied.get("/queue", follow_redirects=False).status_code == 303  # ...and copies
     actions = [a for (a,) in conn.execute(
         "select action from workbench.audit_log where subject = 'user:olive' order by id")]
     assert actions[-2:] == ["login", "logout"]

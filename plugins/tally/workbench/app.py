@@ -88,7 +88,8 @@ async def form(request: Request) -> dict:
 
 def page_user(request: Request, conn: Conn) -> User:
     name = request.session.get("user")
-    user = users.by_session(conn, name) if name else None
+    generation = request.session.get("generation")
+    user = users.by_session(conn, name, generation) if name and generation is not None else None
     if user is None:
         request.session.pop("user", None)
         raise SignIn()
@@ -210,35 +211,32 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
         return render(request, "login.html", None, conn, failed=False)
 
     @app.post("/login", include_in_schema=False)
-    def login(request: Request, data: Form,
-              conn: Conn):
+    def login(request: Request, data: Form, conn: Conn):
         user = users.authenticate(conn, data.get("name", ""), data.get("password", ""))
         if user is None:
             return render(request, "login.html", None, conn, status=401, failed=True)
         # A new session at sign-in: nothing chosen before it (a fixed cookie) carries over.
         request.session.clear()
         request.session.update(user=user.name, language=user.language,
+                               generation=users.session_generation(conn, user.name),
                                csrf=secrets.token_urlsafe(32))
         return back("/queue")
 
     @app.post("/logout", include_in_schema=False)
-    def logout(request: Request, data: Form,
-               user: PageUser, conn: Conn):
+    def logout(request: Request, data: Form, user: PageUser, conn: Conn):
         users.logout(conn, user.name)
         request.session.clear()
         return back("/login")
 
     @app.post("/language", include_in_schema=False)
-    def language(request: Request, data: Form,
-                 user: PageUser, conn: Conn):
+    def language(request: Request, data: Form, user: PageUser, conn: Conn):
         chosen = "en" if user.language == "zh" else "zh"
         users.update(conn, user.name, user.name, language=chosen)
         request.session["language"] = chosen
         return back(data.get("next") if str(data.get("next", "")).startswith("/") else "/queue")
 
     @app.get("/queue", include_in_schema=False)
-    def queue_page(request: Request, user: PageUser,
-                   conn: Conn):
+    def queue_page(request: Request, user: PageUser, conn: Conn):
         require(user, "view")
         f = queue.QueueFilter.from_query(request.query_params)
         result = queue.page(conn, policy, f)
@@ -247,81 +245,68 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
                       projects=queue.projects(conn))
 
     @app.get("/cases/{case_key}", include_in_schema=False)
-    def case_page(request: Request, case_key: str, user: PageUser,
-                  conn: Conn):
+    def case_page(request: Request, case_key: str, user: PageUser, conn: Conn):
         require(user, "view")
         found = queue.detail(conn, policy, case_key, user.name)
         workers = [u for u in users.listing(conn) if u["active"] and u["role"] != "viewer"]
         return render(request, "case.html", user, conn, d=found, workers=workers)
 
     @app.post("/cases/{case_key}/propose", include_in_schema=False)
-    def propose_page(case_key: str, data: Form, user: PageUser,
-                     conn: Conn):
+    def propose_page(case_key: str, data: Form, user: PageUser, conn: Conn):
         require(user, "propose")
         queue.ensure_case(conn, policy, case_key)
         decisions.propose(conn, policy, user, case_key, _proposal_from_form(data))
         return back(f"/cases/{case_key}")
 
     @app.post("/cases/{case_key}/comment", include_in_schema=False)
-    def comment_page(case_key: str, data: Form, user: PageUser,
-                     conn: Conn):
+    def comment_page(case_key: str, data: Form, user: PageUser, conn: Conn):
         require(user, "work")
         queue.ensure_case(conn, policy, case_key)
         cases.comment(conn, user, case_key, data.get("body", ""))
         return back(f"/cases/{case_key}")
 
     @app.post("/cases/{case_key}/assign", include_in_schema=False)
-    def assign_page(case_key: str, data: Form, user: PageUser,
-                    conn: Conn):
+    def assign_page(case_key: str, data: Form, user: PageUser, conn: Conn):
         require(user, "work")
         queue.ensure_case(conn, policy, case_key)
         cases.assign(conn, user, case_key, data.get("assignee") or None)
         return back(f"/cases/{case_key}")
 
     @app.get("/approvals", include_in_schema=False)
-    def approvals_page(request: Request, user: PageUser,
-                       conn: Conn):
+    def approvals_page(request: Request, user: PageUser, conn: Conn):
         require(user, "approve")
         return render(request, "approvals.html", user, conn,
                       proposals=decisions.waiting_for(conn, user))
 
     @app.post("/proposals/{proposal_id}/approve", include_in_schema=False)
-    def approve_page(proposal_id: int, data: Form,
-                     user: PageUser,
-                     conn: Conn):
+    def approve_page(proposal_id: int, data: Form, user: PageUser, conn: Conn):
         decisions.approve(conn, user, proposal_id, data.get("reason"))
         return back("/approvals")
 
     @app.post("/proposals/{proposal_id}/reject", include_in_schema=False)
-    def reject_page(proposal_id: int, data: Form,
-                    user: PageUser,
-                    conn: Conn):
+    def reject_page(proposal_id: int, data: Form, user: PageUser, conn: Conn):
         decisions.reject(conn, user, proposal_id, data.get("reason", ""))
         return back("/approvals")
 
     @app.get("/inbox", include_in_schema=False)
-    def inbox_page(request: Request, user: PageUser,
-                   conn: Conn):
+    def inbox_page(request: Request, user: PageUser, conn: Conn):
         require(user, "view")
         return render(request, "inbox.html", user, conn,
                       items=notifications.inbox(conn, user.name))
 
     @app.post("/inbox/read", include_in_schema=False)
-    def inbox_read(data: Form, user: PageUser,
-                   conn: Conn):
+    def inbox_read(data: Form, user: PageUser, conn: Conn):
         notifications.mark_read(conn, user.name)
         return back("/inbox")
 
     @app.get("/users", include_in_schema=False)
-    def users_page(request: Request, user: PageUser,
-                   conn: Conn):
+    def users_page(request: Request, user: PageUser, conn: Conn):
         require(user, "admin")
         return render(request, "users.html", user, conn, people=users.listing(conn),
                       created=None)
 
     @app.post("/users", include_in_schema=False)
-    def add_user(request: Request, data: Form, user: PageUser,
-                 conn: Conn):
+    def add_user(request: Request, data: Form, user: PageUser, conn: Conn):
         require(user, "admin")
         name = data.get("name", "").strip()
         password = users.add(conn, name, data.get("role", ""), data.get("language", "zh"),
@@ -331,8 +316,7 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
                       created={"name": name, "password": password})
 
     @app.post("/users/{name}", include_in_schema=False)
-    def change_user(name: str, data: Form, user: PageUser,
-                    conn: Conn):
+    def change_user(name: str, data: Form, user: PageUser, conn: Conn):
         require(user, "admin")
         users.update(conn, name, user.name, role=data.get("role") or None,
                      active=data.get("active") == "on", unlock=data.get("unlock") == "on")
@@ -346,8 +330,7 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
                 "language": user.language}
 
     @app.get("/api/v1/queue", tags=["queue"])
-    def api_queue(request: Request, user: ApiUser,
-                  conn: Conn):
+    def api_queue(request: Request, user: ApiUser, conn: Conn):
         """The queue; query parameters as QueueFilter (date_from, date_to, project,
         item_type, min_amount_minor, max_amount_minor, min_age, max_age, status, assignee,
         sort, page, page_size)."""
@@ -355,14 +338,12 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
         return queue.page(conn, policy, queue.QueueFilter.from_query(request.query_params))
 
     @app.get("/api/v1/cases/{case_key}", tags=["cases"])
-    def api_case(case_key: str, user: ApiUser,
-                 conn: Conn):
+    def api_case(case_key: str, user: ApiUser, conn: Conn):
         require(user, "view")
         return queue.detail(conn, policy, case_key, user.name)
 
     @app.post("/api/v1/cases/{case_key}/proposals", tags=["decisions"], status_code=201)
-    def api_propose(case_key: str, body: ProposalIn, user: ApiUser,
-                    conn: Conn):
+    def api_propose(case_key: str, body: ProposalIn, user: ApiUser, conn: Conn):
         require(user, "propose")
         queue.ensure_case(conn, policy, case_key)
         proposal_id = decisions.propose(conn, policy, user, case_key,
@@ -370,46 +351,39 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
         return decisions.get(conn, proposal_id)
 
     @app.post("/api/v1/cases/{case_key}/assign", tags=["cases"])
-    def api_assign(case_key: str, body: AssignIn, user: ApiUser,
-                   conn: Conn):
+    def api_assign(case_key: str, body: AssignIn, user: ApiUser, conn: Conn):
         require(user, "work")
         queue.ensure_case(conn, policy, case_key)
         cases.assign(conn, user, case_key, body.assignee)
         return cases.get(conn, case_key)
 
     @app.post("/api/v1/cases/{case_key}/comments", tags=["cases"], status_code=201)
-    def api_comment(case_key: str, body: CommentIn, user: ApiUser,
-                    conn: Conn):
+    def api_comment(case_key: str, body: CommentIn, user: ApiUser, conn: Conn):
         require(user, "work")
         queue.ensure_case(conn, policy, case_key)
         return {"comment_id": cases.comment(conn, user, case_key, body.body)}
 
     @app.get("/api/v1/approvals", tags=["decisions"])
-    def api_approvals(user: ApiUser,
-                      conn: Conn):
+    def api_approvals(user: ApiUser, conn: Conn):
         return decisions.waiting_for(conn, user)
 
     @app.post("/api/v1/proposals/{proposal_id}/approve", tags=["decisions"])
-    def api_approve(proposal_id: int, body: DecisionIn, user: ApiUser,
-                    conn: Conn):
+    def api_approve(proposal_id: int, body: DecisionIn, user: ApiUser, conn: Conn):
         status = decisions.approve(conn, user, proposal_id, body.reason)
         return {"proposal_id": proposal_id, "status": status}
 
     @app.post("/api/v1/proposals/{proposal_id}/reject", tags=["decisions"])
-    def api_reject(proposal_id: int, body: DecisionIn, user: ApiUser,
-                   conn: Conn):
+    def api_reject(proposal_id: int, body: DecisionIn, user: ApiUser, conn: Conn):
         decisions.reject(conn, user, proposal_id, body.reason or "")
         return {"proposal_id": proposal_id, "status": "rejected"}
 
     @app.get("/api/v1/inbox", tags=["inbox"])
-    def api_inbox(user: ApiUser,
-                  conn: Conn):
+    def api_inbox(user: ApiUser, conn: Conn):
         return {"unread": notifications.unread(conn, user.name),
                 "items": notifications.inbox(conn, user.name)}
 
     @app.post("/api/v1/inbox/read", tags=["inbox"])
-    def api_inbox_read(body: ReadIn, user: ApiUser,
-                       conn: Conn):
+    def api_inbox_read(body: ReadIn, user: ApiUser, conn: Conn):
         return {"marked": notifications.mark_read(conn, user.name, body.ids)}
 
     return app

@@ -30,6 +30,9 @@ create table if not exists workbench.users (
     failed_logins  integer not null default 0,
     locked_until   timestamptz,
     active         boolean not null default true,
+    -- A session cookie is signed, not stored: signing out bumps this, and every session
+    -- signed in before is refused from then on (a copied cookie dies with the sign-out).
+    session_generation  integer not null default 0,
     created_at     timestamptz not null default now()
 );
 

@@ -151,7 +151,16 @@ def _verify(stored: str, password: str) -> bool:
 
 
 def logout(conn: psycopg.Connection, name: str) -> None:
-    audit.record(conn, name, "user_operation", "logout", f"user:{name}")
+    """Sign out: every session of the user signed in until now stops working."""
+    with conn.transaction():
+        conn.execute("update workbench.users set session_generation = session_generation + 1"
+                     " where name = %s", (name,))
+        audit.record(conn, name, "user_operation", "logout", f"user:{name}")
+
+
+def session_generation(conn: psycopg.Connection, name: str) -> int:
+    return conn.execute("select session_generation from workbench.users where name = %s",
+                        (name,)).fetchone()[0]
 
 
 def _token_hash(token: str) -> str:
@@ -201,8 +210,9 @@ def by_token(conn: psycopg.Connection, token: str) -> User | None:
     return _user(row)
 
 
-def by_session(conn: psycopg.Connection, name: str) -> User | None:
-    """The user a session names, if still active and not locked (a role change applies at once)."""
+def by_session(conn: psycopg.Connection, name: str, generation: int) -> User | None:
+    """The user a session names, if still active, not locked, and not signed out since the
+    session began (a role change applies at once)."""
     return _user(conn.execute(
-        _USER + " where name = %s and active"
-        " and (locked_until is null or locked_until <= now())", (name,)).fetchone())
+        _USER + " where name = %s and active and session_generation = %s"
+        " and (locked_until is null or locked_until <= now())", (name, generation)).fetchone())
