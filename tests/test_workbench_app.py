@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from tally import pipeline
 from tally.devtools import generator
 from tally.services import postgres
-from tally.workbench import audit, users
+from tally.workbench import audit, decisions, users
 from tally.workbench.app import create_app
 from tally.workbench.policy import Policy
 from tests.conftest import reset
@@ -379,6 +379,29 @@ def test_the_queue_filters_sorts_and_pages_on_the_server(base_url, day, conn):
         assert fetch(status="resolved", page_size=200)["total"] == conn.execute(
             "select count(*) from workbench.cases where status = 'resolved'").fetchone()[0]
         assert client.get("/api/v1/queue", params={"sort": "nonsense"}).status_code == 400
+
+
+def test_a_waiting_proposal_whose_difference_is_gone_goes_stale(base_url, day, conn):
+    # A case of an earlier day whose difference the latest day no longer has (as when a late
+    # counterpart matched it), with a proposal waiting; and one whose difference is still open.
+    conn.execute("insert into workbench.cases (case_key, kind, project, first_seen)"
+                 " values ('gone-since', 'break', %s, %s)", (day[3], DAY))
+    olive = users.get(conn, "olive")
+    gone = decisions.propose(conn, day[2], olive, "gone-since",
+                             decisions.Proposal("mark_normal", "timing"))
+    still = decisions.propose(conn, day[2], olive, a_break(conn, 7),
+                              decisions.Proposal("mark_normal", "timing"))
+    with api(base_url, day, "vera") as client:
+        assert client.get("/api/v1/queue").status_code == 200
+    assert decisions.get(conn, gone)["status"] == "stale"
+    assert decisions.get(conn, still)["status"] == "proposed"
+    assert conn.execute("select status from workbench.cases where case_key = 'gone-since'"
+                        ).fetchone()[0] == "resolved"
+    with api(base_url, day, "abel") as client:
+        refused = client.post(f"/api/v1/proposals/{gone}/approve", json={})
+        assert refused.status_code == 400 and "stale" in refused.json()["error"]
+    assert conn.execute("select count(*) from workbench.notifications where user_name = 'olive'"
+                        " and event = 'stale' and proposal_id = %s", (gone,)).fetchone()[0] == 1
 
 
 def test_the_case_detail_shows_both_sides_with_file_and_line_and_is_audited(base_url, day,

@@ -44,6 +44,33 @@ def sync(conn: psycopg.Connection, policy: Policy, first: date, last: date) -> i
     return len(made)
 
 
+def retire(conn: psycopg.Connection, latest: date) -> list[int]:
+    """Proposals still waiting on a case whose item is no longer open on the latest reconciled
+    date (a late counterpart matched it, a suspense item became a break) are stale: deciding
+    them would apply a decision to a difference that is gone. Their cases are resolved by the
+    reconciliation itself; their proposers are told. Returns the stale proposals."""
+    with conn.transaction():
+        gone = conn.execute(
+            "update workbench.proposals as p set status = 'stale', decided_at = now()"
+            " from workbench.cases as c"
+            " where c.case_key = p.case_key and p.status = 'proposed' and c.first_seen <= %s"
+            "   and not exists (select from reporting.breaks b where b.business_date = %s"
+            "                   and b.needs_person and b.break_key = c.case_key)"
+            "   and not exists (select from reporting.suspense s where s.business_date = %s"
+            "                   and " + SUSPENSE_KEY.format(t="s") + " = c.case_key)"
+            " returning p.proposal_id, p.case_key, p.proposer", (latest, latest, latest)
+        ).fetchall()
+        for proposal_id, case_key, proposer in gone:
+            conn.execute("update workbench.cases set status = 'resolved', updated_at = now()"
+                         " where case_key = %s", (case_key,))
+            audit.record(conn, "system", "data_change", "proposal_stale", subject(case_key),
+                         {"proposal_id": proposal_id, "latest_date": latest,
+                          "before": {"proposal_status": "proposed", "case_status": "proposed"},
+                          "after": {"proposal_status": "stale", "case_status": "resolved"}})
+            notifications.notify(conn, [proposer], "stale", case_key, proposal_id)
+    return [proposal_id for proposal_id, _, _ in gone]
+
+
 def _assignable(conn: psycopg.Connection, names: set[str]) -> set[str]:
     return {n for (n,) in conn.execute(
         "select name from workbench.users where name = any(%s::text[]) and active"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-EVENTS = ("assigned", "approval_requested", "approved", "rejected")
+EVENTS = ("assigned", "approval_requested", "approved", "rejected", "stale")
 
 
 def notify(conn: psycopg.Connection, users: list[str], event: str, case_key: str | None,

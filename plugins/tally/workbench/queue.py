@@ -115,6 +115,9 @@ def page(conn: psycopg.Connection, policy: Policy, f: QueueFilter) -> dict:
     if f.date_from is None or not _reconciled(conn):
         return result  # nothing reconciled yet
     cases.sync(conn, policy, f.date_from, f.date_to)
+    latest = latest_date(conn)
+    if latest is not None and f.date_to >= latest:
+        cases.retire(conn, latest)
     query = sql.SQL("""
         with items as (
             select distinct on (case_key) * from ({items}) as u

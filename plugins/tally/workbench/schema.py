@@ -147,7 +147,7 @@ create table if not exists workbench.notifications (
     notification_id  bigserial primary key,
     user_name        text not null references workbench.users (name),
     event            text not null
-        check (event in ('assigned', 'approval_requested', 'approved', 'rejected')),
+        check (event in ('assigned', 'approval_requested', 'approved', 'rejected', 'stale')),
     case_key         text references workbench.cases (case_key),
     proposal_id      bigint references workbench.proposals (proposal_id),
     created_at       timestamptz not null default now(),
