@@ -21,7 +21,7 @@ from tally.workbench.access import LANGUAGES, ROLES, Invalid, NotFound, User
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
-TOKEN_PREFIX = "tly_"
+BEARER_PREFIX = "tly_"
 
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so that a wrong name takes as long as a wrong
@@ -170,7 +170,7 @@ def _token_hash(token: str) -> str:
 def create_token(conn: psycopg.Connection, name: str, token_name: str = "api",
                  actor: str = "system") -> str:
     """A new API token for the user, returned once."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = BEARER_PREFIX + secrets.token_urlsafe(32)
     with conn.transaction():
         if get(conn, name) is None:
             raise NotFound(f"no active user {name}")
@@ -198,7 +198,7 @@ def revoke_token(conn: psycopg.Connection, token_id: int, actor: str) -> None:
 
 def by_token(conn: psycopg.Connection, token: str) -> User | None:
     """The active user a live token belongs to, or None."""
-    if not token.startswith(TOKEN_PREFIX):
+    if not token.startswith(BEARER_PREFIX):
         return None
     row = conn.execute(
         "update workbench.api_tokens as t set last_used_at = now()"
