@@ -14,7 +14,9 @@ from tests.test_transform import DAY, load_generated
 ROLE = "tally_reader"
 UPSTREAM = ["raw.platform_ledger", "staging.stg_platform__ledger",
             "intermediate.int_transactions", "marts.fct_outcomes", "marts.fct_breaks",
-            "tally.files", "tally.runs", "reference.break_types"]
+            "tally.files", "tally.runs", "reference.break_types",
+            # the workbench's people (password hashes) and audit trail
+            "workbench.users", "workbench.api_tokens", "workbench.audit_log"]
 
 
 @pytest.fixture
