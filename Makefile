@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 # uv from the machine, or bootstrapped once into .tools/ with pip.
 UV    := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: venv demo test lint bench bench-10m bench-days services-up services-down services-status clean
+.PHONY: venv demo test lint bench bench-10m bench-days services-up services-down services-status web vendor clean
 
 venv: $(VENV)/.synced
 
@@ -48,6 +48,14 @@ services-down: venv
 
 services-status: venv
 	$(BIN)/tally services status
+
+web: venv  ## the finance workbench in the background (stopped by make services-down)
+	$(BIN)/tally web
+
+# Development only (needs npm): fetch the pinned htmx and ECharts again from the npm registry,
+# write them with their licences and VENDORED.md into the package, and check them against it.
+vendor: venv
+	$(BIN)/python -m tally.devtools.vendor_assets
 
 clean: services-down
 	rm -rf .tally dbt_project/target dbt_project/logs

@@ -27,6 +27,9 @@ for name in ("TALLY_PG_DSN", "TALLY_S3_ENDPOINT", "AIRFLOW_CONN_TALLY_WAREHOUSE"
 from tally import airflow_local, config, services, storage  # noqa: E402
 from tally.services import postgres  # noqa: E402
 
+# The browser fixtures (`browser`, `page`): Playwright on Debian's chromium.
+pytest_plugins = ("tests.browser",)
+
 # Airflow imported by the tests reads the same home and settings as `airflow dags test` does.
 os.environ.update(airflow_local.environment(config.load()))
 

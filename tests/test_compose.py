@@ -30,8 +30,9 @@ AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-proce
                     "airflow-triggerer")
 AIRFLOW_INIT = "airflow-init"
 ALL_AIRFLOW = (*AIRFLOW_SERVICES, AIRFLOW_INIT)
-REQUIRED_SERVICES = {"postgres", "s3", AIRFLOW_INIT, *AIRFLOW_SERVICES}
-HEALTHCHECKED = ("postgres", "s3", *AIRFLOW_SERVICES)
+WORKBENCH = "workbench"
+REQUIRED_SERVICES = {"postgres", "s3", AIRFLOW_INIT, *AIRFLOW_SERVICES, WORKBENCH}
+HEALTHCHECKED = ("postgres", "s3", *AIRFLOW_SERVICES, WORKBENCH)
 # SQLAlchemy driver -> the package that provides it.
 DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg", "asyncpg": "asyncpg"}
 
@@ -274,7 +275,7 @@ def test_tally_variables_are_the_ones_config_reads(raw, services):
         assert not variable.startswith("TALLY_") or variable in read, variable
 
 
-@pytest.mark.parametrize("name", ALL_AIRFLOW)
+@pytest.mark.parametrize("name", (*ALL_AIRFLOW, WORKBENCH))
 def test_telemetry_is_off(services, name):
     env = _environment(services[name])
     for key, value in config.TELEMETRY_OFF.items():
@@ -499,6 +500,10 @@ def test_start_order(services):
         assert depends["postgres"] == {"condition": "service_healthy"}, name
         assert depends["s3"] == {"condition": "service_healthy"}, name
     assert "restart" not in services[AIRFLOW_INIT] or services[AIRFLOW_INIT]["restart"] == "no"
+    # The workbench reads the schemas and buckets airflow-init makes.
+    assert services[WORKBENCH]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"}, "s3": {"condition": "service_healthy"},
+        AIRFLOW_INIT: {"condition": "service_completed_successfully"}}
 
 
 def test_components_share_the_api(services):
@@ -518,3 +523,60 @@ def test_the_s3_server_has_the_heap_limit_the_local_path_gives_it(services):
     from tally.services import s3
 
     assert _environment(services["s3"])["GOMEMLIMIT"] == s3.MEMORY_LIMIT
+
+
+# --- the finance workbench -----------------------------------------------------------------------
+
+def test_the_workbench_runs_tally_web_in_the_foreground(compose, services):
+    from tally import cli
+
+    service = services[WORKBENCH]
+    command = service["command"]
+    assert command[:3] == ["python", "-m", "tally.cli"]
+    args = cli.build_parser().parse_args(command[3:])
+    assert args.func is cli.cmd_web and args.foreground
+    # The Airflow image (uv.lock's packages, FastAPI and uvicorn among them), running no Airflow.
+    assert service["image"] == compose["x-airflow-common"]["image"]
+    assert service["build"] == compose["x-airflow-common"]["build"]
+    lock = (ROOT / "uv.lock").read_text()
+    for package in ("fastapi", "uvicorn", "jinja2"):
+        assert f'\nname = "{package}"\n' in lock, package
+    assert not any(key.startswith("AIRFLOW__") for key in _environment(service)
+                   if key not in config.TELEMETRY_OFF)
+
+
+def test_the_workbench_listens_where_its_port_and_healthcheck_say(services):
+    service = services[WORKBENCH]
+    settings = config.load(_environment(service))
+    assert settings.web.host == "0.0.0.0"  # inside the container; the published port decides
+    published = {port.rsplit(":", 1)[-1] for port in service["ports"]}
+    assert published == {str(settings.web.port)}
+    assert service["ports"][0].startswith("127.0.0.1:")  # PUBLISH_ADDR's default: loopback
+    check = " ".join(service["healthcheck"]["test"])
+    assert f"http://localhost:{settings.web.port}/healthz" in check
+
+
+def test_the_workbench_uses_the_pipelines_warehouse_and_s3(services, stand_ins):
+    workbench = config.load(_environment(services[WORKBENCH]))
+    for name in ALL_AIRFLOW:
+        pipeline = config.load(_environment(services[name]))
+        assert workbench.pg == pipeline.pg, name
+        assert workbench.s3 == pipeline.s3, name
+        assert (workbench.home, workbench.project_dir) == (pipeline.home, pipeline.project_dir)
+        # The API server mounts the same app (tally_workbench_plugin.py): the same session key.
+        assert workbench.web.secret_key == pipeline.web.secret_key, name
+    assert not workbench.pg.embedded and not workbench.s3.embedded
+    assert workbench.pg.password == stand_ins["WAREHOUSE_DB_PASSWORD"]
+    assert workbench.web.secret_key == stand_ins["WORKBENCH_SECRET"]
+
+
+def test_the_workbench_mounts_the_package_read_only(services):
+    service = services[WORKBENCH]
+    env = _environment(service)
+    settings = config.load(env)
+    mounts = _mounts(service)
+    plugins = str(settings.project_dir / "plugins")
+    assert mounts[plugins] == ("./plugins", "ro")
+    assert mounts[str(settings.include_dir)] == ("./include", "ro")
+    assert plugins in env["PYTHONPATH"].split(":")
+    assert str(settings.home) in mounts

@@ -7,8 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
 import struct
 import subprocess
 from datetime import timedelta
@@ -21,6 +19,7 @@ import pytest
 
 from tally import pipeline, storage, transform
 from tally.publish import model, reports
+from tests.browser import chromium
 from tests.conftest import reset
 from tests.test_transform import DAY, load_generated
 
@@ -354,19 +353,6 @@ def test_the_balance_checks_view_is_published_when_it_exists(built, conn, s3, zo
 
 
 # The HTML report in a real browser ---------------------------------------------------------
-
-def chromium() -> str:
-    """Debian's chromium; installed when missing and we may (as the PostgreSQL fixture does)."""
-    found = shutil.which("chromium")
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-        found = shutil.which("chromium")
-    if not found:
-        pytest.fail("Debian's chromium is needed: apt-get install chromium")
-    return found
-
 
 def screenshot(page, png, tmp_path):
     """Render a file headless; return the URLs the page itself asked the network for."""

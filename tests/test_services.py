@@ -27,13 +27,18 @@ def test_the_s3_server_runs_with_a_soft_heap_limit(settings):
 
 
 def test_down_stops_by_pid_and_up_starts_again(settings):
+    from tally.services import web
+
+    web.start(settings)  # started by `tally web` only, stopped with the others
     pg_pid = process.read_pid(postgres.data_dir(settings) / "postmaster.pid")
     s3_pid = process.read_pid(settings.run_dir / "s3.pid")
-    assert sorted(services.down(settings)) == ["postgres", "s3"]
-    assert not process.alive(pg_pid) and not process.alive(s3_pid)
+    web_pid = process.read_pid(web.pid_file(settings))
+    assert sorted(services.down(settings)) == ["postgres", "s3", "web"]
+    assert not any(process.alive(pid) for pid in (pg_pid, s3_pid, web_pid))
     assert not process.port_open("127.0.0.1", settings.pg.port)
     assert not process.port_open("127.0.0.1", settings.s3.port)
-    assert services.status(settings) == {"postgres": "stopped", "s3": "stopped"}
+    assert not process.port_open("127.0.0.1", settings.web.port)
+    assert services.status(settings) == {"postgres": "stopped", "s3": "stopped", "web": "stopped"}
     services.up(settings)
     with postgres.connect(settings) as conn:
         assert conn.execute("select 1").fetchone() == (1,)

@@ -35,6 +35,30 @@ def cmd_services(args) -> int:
     return 0
 
 
+def cmd_web(args) -> int:
+    """The finance workbench: in the background (default) or in this process (--foreground)."""
+    from tally import services
+    from tally.services import web
+
+    settings = config.load()
+    if settings.pg.embedded or settings.s3.embedded:
+        # The local path: the warehouse and zones the workbench shows, as `tally run` does.
+        settings = services.up(settings)
+    elif not settings.web.secret_key:
+        # Real services are set up by whoever runs the pipeline (compose: airflow-init); the
+        # workbench only needs the key that signs its sessions.
+        settings = services.ensure_secrets(settings)
+    if args.foreground:
+        print(f"Tally workbench on {web.url(settings)} (Ctrl-C stops it)", flush=True)
+        web.serve(settings)
+        return 0
+    running = web.status(settings) != "stopped"
+    address = web.start(settings)
+    print(f"Tally workbench {'already running' if running else 'started'}: {address}")
+    print(f"  log: {web.log_file(settings)}; stop it with `tally services down`")
+    return 0
+
+
 def cmd_generate(args) -> int:
     from tally.devtools import generator
 
@@ -264,9 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("services", help="start, stop or show the embedded PostgreSQL and S3")
+    p = sub.add_parser("services", help="start, stop or show the embedded PostgreSQL and S3 "
+                                        "(down and status: the workbench's server too)")
     p.add_argument("action", choices=["up", "down", "status"])
     p.set_defaults(func=cmd_services)
+
+    p = sub.add_parser("web", help="serve the finance workbench (in the background, or with "
+                                   "--foreground in this process)")
+    p.add_argument("--foreground", action="store_true",
+                   help="serve in this process until interrupted (a container's command)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("generate", help="write a sample business day for every source")
     p.add_argument("--date", type=_date, required=True)

@@ -1,4 +1,5 @@
-"""Embedded services: a PostgreSQL cluster and a SeaweedFS S3 server under TALLY_HOME."""
+"""Embedded services: a PostgreSQL cluster and a SeaweedFS S3 server under TALLY_HOME, and the
+workbench's web server (started by `tally web` only, stopped and shown with the others)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import secrets as _secrets
 
 from tally.config import Settings, load
-from tally.services import postgres, s3
+from tally.services import postgres, s3, web
 
 
 def ensure_secrets(settings: Settings) -> Settings:
@@ -48,9 +49,12 @@ def up(settings: Settings | None = None) -> Settings:
 
 def down(settings: Settings | None = None) -> list[str]:
     settings = settings or load()
-    return [name for name, stop in (("s3", s3.stop), ("postgres", postgres.stop)) if stop(settings)]
+    # The workbench first: it reads the warehouse and the zones.
+    order = (("web", web.stop), ("s3", s3.stop), ("postgres", postgres.stop))
+    return [name for name, stop in order if stop(settings)]
 
 
 def status(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or load()
-    return {"postgres": postgres.status(settings), "s3": s3.status(settings)}
+    return {"postgres": postgres.status(settings), "s3": s3.status(settings),
+            "web": web.status(settings)}
