@@ -122,22 +122,42 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The whole waterfall for one project: CTEs pass by pass over the rows still unmatched. #}
+{# The whole waterfall for one project: CTEs pass by pass over the rows still unmatched, after
+   the pairs people made (manual_pairs), and never a pair people unmade (an approved unmatch:
+   it takes effect when the date the rule paired them is run again). #}
 {% macro recon_waterfall(project, open_rows) -%}
     {%- set name = project['project'] -%}
     select * from (
-    with left_0 as (
-        select * from {{ open_rows }}
+    with manual as (
+        {{ manual_pairs(name, open_rows) }}
+    ),
+    -- pairs a person said a rule made wrongly (approved unmatch): no rule makes them again
+    unmatched_by_person as (
+        select l.key as left_key, r.key as right_key
+        from {{ source('workbench', 'approved_decisions') }} as d
+        cross join lateral unnest(d.left_keys) as l (key)
+        cross join lateral unnest(d.right_keys) as r (key)
+        where d.action = 'unmatch' and d.project = '{{ name }}'
+    ),
+    left_0 as (
+        select * from {{ open_rows }} as rows
         where project = '{{ name }}' and recon_side = 'left' and out_of_reach is not true
+          and not exists (select 1 from manual as m where m.left_key = rows.transaction_key)
     ),
     right_0 as (
-        select * from {{ open_rows }}
+        select * from {{ open_rows }} as rows
         where project = '{{ name }}' and recon_side = 'right' and out_of_reach is not true
+          and not exists (select 1 from manual as m where m.right_key = rows.transaction_key)
     ),
     {%- for rule in project['rules'] %}
     {%- set i = loop.index %}
     pass_{{ i }} as (
-        {{ recon_pass(rule, 'left_' ~ (i - 1), 'right_' ~ (i - 1)) }}
+        select * from (
+            {{ recon_pass(rule, 'left_' ~ (i - 1), 'right_' ~ (i - 1)) }}
+        ) as found
+        where not exists (
+            select 1 from unmatched_by_person as u
+            where u.left_key = found.left_key and u.right_key = found.right_key)
     ),
     left_{{ i }} as (
         select * from left_{{ i - 1 }} as rows
@@ -149,17 +169,68 @@
     ),
     {%- endfor %}
     all_pairs as (
+        -- a person's match (pass 0) says nothing of the dates' distance: never a timing break
+        select '{{ name }}' as project, 0 as pass, 'manual' as rule, 'manual' as rule_kind,
+               left_key, right_key, amount_difference_minor, minutes_apart,
+               null::integer as expected_days_apart, decision_id
+        from manual
         {%- for rule in project['rules'] %}
+        union all
         select '{{ name }}' as project, {{ loop.index }} as pass, '{{ rule['rule'] }}' as rule,
                '{{ rule['kind'] }}' as rule_kind, left_key, right_key, amount_difference_minor,
-               minutes_apart, {{ rule.get('expected_days_apart', 0) }} as expected_days_apart
+               minutes_apart, {{ rule.get('expected_days_apart', 0) }} as expected_days_apart,
+               null::bigint as decision_id
         from pass_{{ loop.index }}
-        {% if not loop.last %}union all{% endif %}
         {%- endfor %}
     )
     select * from all_pairs
     ) as waterfall_{{ name }}
 {%- endmacro %}
+
+{# The pairs people made in the workbench (approved manual matches, workbench.approved_decisions)
+   among a project's open rows: pass 0, before any rule, so that re-running a date, or any later
+   one, keeps them. A decision applies on the date every row it names is open on its side (in
+   reach or not: a person chose them), and once: the earliest decision claims a row that a later
+   one names too. One to one, one to many or many to one: each left row with each right row,
+   every pair carrying the group's difference (right minus left). #}
+{% macro manual_pairs(name, open_rows) -%}
+    with decided as (
+        select decision_id, left_keys, right_keys
+        from {{ source('workbench', 'approved_decisions') }}
+        where action = 'manual_match' and project = '{{ name }}'
+    ),
+    named as (
+        select d.decision_id, 'left' as recon_side, k.key
+        from decided as d cross join lateral unnest(d.left_keys) as k (key)
+        union all
+        select d.decision_id, 'right', k.key
+        from decided as d cross join lateral unnest(d.right_keys) as k (key)
+    ),
+    found as (
+        select n.decision_id, n.recon_side, n.key, o.amount_minor, o.event_at,
+               min(n.decision_id) over (partition by n.recon_side, n.key) as first_claim
+        from named as n
+        left join {{ open_rows }} as o
+            on o.project = '{{ name }}' and o.recon_side = n.recon_side
+            and o.transaction_key = n.key
+    ),
+    applicable as (
+        select decision_id,
+               sum(amount_minor) filter (where recon_side = 'right')
+                 - sum(amount_minor) filter (where recon_side = 'left') as difference_minor
+        from found
+        group by decision_id
+        having bool_and(amount_minor is not null and first_claim = decision_id)
+           and count(*) filter (where recon_side = 'left') >= 1
+           and count(*) filter (where recon_side = 'right') >= 1
+    )
+    select l.key as left_key, r.key as right_key, a.difference_minor as amount_difference_minor,
+           {{ minutes_apart('l.event_at', 'r.event_at') }} as minutes_apart, a.decision_id
+    from applicable as a
+    inner join found as l on l.decision_id = a.decision_id and l.recon_side = 'left'
+    inner join found as r on r.decision_id = a.decision_id and r.recon_side = 'right'
+{%- endmacro %}
+
 
 {# The opposite reconciliation side of a row, as an expression usable as a hash-join key. #}
 {% macro other_side(alias) -%}
@@ -264,6 +335,11 @@
 
 {# The open-items state (int_recon__open_items) by name: the scope reads an earlier date of it,
    and a ref would make the scope depend on its own output. #}
+{# The workbench's actions that close an item: it leaves the open items (outcome resolved). #}
+{% macro resolving_actions() -%}
+    ('mark_normal', 'write_off', 'adjustment')
+{%- endmacro %}
+
 {% macro open_items_relation() -%}
     {{ return(api.Relation.create(database=target.database, schema='intermediate',
                                   identifier='int_recon__open_items')) }}

@@ -146,8 +146,8 @@ def _suites():
                 unexpected_rows_query=counted(
                     "select project, transaction_key from {batch} where amount_minor is null"),
             ),
-            _values_in("Every outcome is matched, suspense or break", "outcome",
-                       ["matched", "suspense", "break"]),
+            _values_in("Every outcome is matched, suspense, break or resolved", "outcome",
+                       ["matched", "suspense", "break", "resolved"]),
             _values_in("Every break type is a known one", "break_type", BREAK_TYPES),
             UnexpectedRowsCountedOnce(
                 description="Every outcome belongs to a row in scope that day",

@@ -447,6 +447,7 @@ def day_summary(settings: Settings, business_date: date) -> dict:
         "suspense": int(outcomes.get("suspense", 0)),
         "breaks": int(breaks),
         "break_rows": int(outcomes.get("break", 0)),
+        "resolved": int(outcomes.get("resolved", 0)),
         "incomplete": incomplete,
         "match_rate": projects,
         # statements for accounts not in include/accounts.yaml: loaded, not reconciled

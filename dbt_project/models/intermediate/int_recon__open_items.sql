@@ -26,11 +26,28 @@ paired as (
     from {{ ref('fct_matches') }} where as_of_date = {{ as_of() }}
 )
 
+,
+
+-- Items a person closed in the workbench (an approved mark_normal, write_off or adjustment
+-- naming the row), by the earliest such decision: fct_outcomes shows them resolved on this
+-- date, and the next date's scope no longer carries them.
+resolutions as (
+    select distinct on (d.project, k.key) d.project, k.key as transaction_key,
+           d.decision_id, d.action
+    from {{ source('workbench', 'approved_decisions') }} as d
+    cross join lateral unnest(d.left_keys || d.right_keys) as k (key)
+    where d.action in {{ resolving_actions() }}
+    order by d.project, k.key, d.decision_id
+)
+
 {%- set columns = transaction_column_names() %}
 
 select scope.as_of_date, scope.project, scope.recon_side, scope.match_ref,
-       {% for column in columns %}scope.{{ column }}, {% endfor %}scope.opened_on
+       {% for column in columns %}scope.{{ column }}, {% endfor %}scope.opened_on,
+       r.decision_id as resolved_by, r.action as resolution
 from scope
+left join resolutions as r
+    on r.project = scope.project and r.transaction_key = scope.transaction_key
 where not exists (
     select 1 from paired as m
     where m.project = scope.project and m.transaction_key = scope.transaction_key

@@ -36,10 +36,15 @@ new_rows as (
 
 -- The state is read by name, not by ref: it is this model's own output of an earlier date,
 -- written by int_recon__open_items from this scope.
+-- An item a person resolved on that date (resolved_by) is closed: it is not carried. A state
+-- kept by an earlier release has no such column, and nothing resolved.
+{%- set state_columns = (adapter.get_columns_in_relation(open_items_relation())
+                         | map(attribute='name') | list) if execute else [] %}
 carried as (
     select project, recon_side, match_ref, {{ columns | join(', ') }}, opened_on
     from {{ open_items_relation() }}
     where as_of_date = '{{ state_date }}'::date
+    {%- if 'resolved_by' in state_columns %} and resolved_by is null{% endif %}
 ),
 
 -- Whether a rule could still pair a carried item with a new row, per project, from the other

@@ -1,5 +1,7 @@
 -- Breaks per business date: one row per difference, a case for a person (needs_person), and
--- the day's informational timing differences (matched across business dates). Suspense items
+-- the day's informational timing differences (matched across business dates), and the breaks
+-- people resolved that day in the workbench (outcome resolved, no longer needing a person).
+-- Suspense items
 -- and status corrections of matched rows are not breaks: they are in fct_suspense and
 -- fct_status_corrections.
 --
@@ -20,7 +22,8 @@
 
 with outcomes as (
     select * from {{ ref('fct_outcomes') }}
-    where as_of_date = {{ as_of() }} and (outcome = 'break' or break_type = 'timing')
+    where as_of_date = {{ as_of() }}
+      and (outcome in ('break', 'resolved') or break_type = 'timing')
 ),
 
 -- Each row with its left and right side; a row's counterpart stands on the other side,

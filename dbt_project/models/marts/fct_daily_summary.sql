@@ -35,6 +35,9 @@ rows_per_outcome as (
         coalesce(sum(amount_minor) filter (where outcome = 'matched'), 0) as matched_amount_minor,
         coalesce(sum(amount_minor) filter (where outcome = 'suspense'), 0) as suspense_amount_minor,
         coalesce(sum(amount_minor) filter (where outcome = 'break'), 0) as break_amount_minor,
+        count(*) filter (where outcome = 'resolved') as resolved_count,
+        coalesce(sum(amount_minor) filter (where outcome = 'resolved'), 0)
+            as resolved_amount_minor,
         round(count(*) filter (where outcome = 'matched') * 1.0 / count(*), 6) as match_rate,
         string_agg(distinct awaiting, ', ') as awaiting_sources
     from outcomes
@@ -55,6 +58,8 @@ select
     r.break_amount_minor,
     r.match_rate,
     r.awaiting_sources is null as complete,
-    r.awaiting_sources
+    r.awaiting_sources,
+    r.resolved_count,
+    r.resolved_amount_minor
 from rows_per_outcome as r
 left join breaks as b using (as_of_date, project, currency)

@@ -48,7 +48,8 @@ select
     pairs.expected_days_apart,
     l.currency,
     l.status as left_status,
-    r.status as right_status
+    r.status as right_status,
+    pairs.decision_id
 from pairs
 inner join {{ open_rows }} as l on l.project = pairs.project and l.transaction_key = pairs.left_key
 inner join {{ open_rows }} as r on r.project = pairs.project and r.transaction_key = pairs.right_key

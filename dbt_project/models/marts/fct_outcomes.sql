@@ -1,11 +1,14 @@
 -- For each business date (as_of_date) and project: every row still open that day (arrived by
 -- then, not matched on an earlier date) with exactly one outcome:
---   matched   paired today by a rule (a pair across business dates is also a `timing` break)
+--   matched   paired today by a rule (a pair across business dates is also a `timing` break),
+--             or by a person's approved manual match (rule `manual`, decision_id)
 --   suspense  in flight (still `processing` on its own side, or a kind that waits by design,
 --             `in_flight_days`), or waiting for a counterpart source not received for its date
 --             (`awaiting`): nothing is a break on a side that was never received
 --   break     a difference a person must look at, typed by break_type: a row settled on its
 --             own side with no counterpart is a break on its own day (the seed design's rule)
+--   resolved  a break a person closed in the workbench (an approved mark_normal, write_off or
+--             adjustment: rule names it, decision_id the decision); not carried further
 -- Every unmatched row carries an explanation naming its nearest candidate.
 {{ config(
     materialized='incremental',
@@ -43,14 +46,16 @@ matched_today as not materialized (
            min(amount_difference_minor) as amount_difference_minor,
            bool_or(abs(left_business_date - right_business_date) > expected_days_apart)
                as across_dates,
-           bool_or(left_status = 'processing' and right_status = 'success') as status_corrected
+           bool_or(left_status = 'processing' and right_status = 'success') as status_corrected,
+           min(decision_id) as decision_id
     from matches
     group by project, left_key
     union all
     select project, right_key, min(left_key), min(rule), min(pass),
            min(amount_difference_minor),
            bool_or(abs(left_business_date - right_business_date) > expected_days_apart),
-           bool_or(left_status = 'processing' and right_status = 'success')
+           bool_or(left_status = 'processing' and right_status = 'success'),
+           min(decision_id)
     from matches
     group by project, right_key
 ),
@@ -107,7 +112,8 @@ carried as materialized (
     select p.project, p.transaction_key, p.recon_side, p.counterpart_key, p.amount_minor,
            p.currency, p.direction, p.outcome, p.awaiting, p.break_type, p.classified_by,
            u.match_ref as carried_match_ref,
-           u.merchant_order_no as carried_merchant_order_no
+           u.merchant_order_no as carried_merchant_order_no,
+           u.resolved_by
     from unmatched as u
     inner join previous as p
         on p.project = u.project and p.transaction_key = u.transaction_key
@@ -132,7 +138,7 @@ untouched as materialized (
 settled as materialized (
     select project, transaction_key from untouched
     where outcome = 'break' and awaiting is null and break_type <> 'status_mismatch'
-      and classified_by = '{{ classified_by }}'
+      and classified_by = '{{ classified_by }}' and resolved_by is null
 ),
 {%- endif %}
 
@@ -367,6 +373,8 @@ unmatched_outcomes as not materialized (
             else 'missing_on_platform'
         end as break_type,
         case
+            -- closed by a person's approved decision (the break type still says what it was)
+            when resolved_by is not null then 'resolved'
             when candidate_key is not null and (difference_minor <> 0 or candidate_matched)
                 then 'break'
             when failed_key is not null or order_key is not null then 'break'
@@ -376,6 +384,8 @@ unmatched_outcomes as not materialized (
             else 'break'
         end as outcome,
         case
+            when resolved_by is not null
+                then 'resolved by decision ' || resolved_by || ' (' || resolution || ')'
             when candidate_key is not null and difference_minor = 0 and candidate_matched
                 then 'same reference ' || match_ref || ' and amount as a row already matched: a second copy'
             when candidate_key is not null and difference_minor <> 0
@@ -418,7 +428,7 @@ open_rows as not materialized (
             when m.status_corrected then 'status_mismatch'
         end as break_type,
         m.rule, m.pass, m.counterpart_key, m.amount_difference_minor, m.status_corrected,
-        null::text as explanation, null::text as awaiting
+        null::text as explanation, null::text as awaiting, m.decision_id
     from matched_today as m
     inner join scope as o
         on o.project = m.project and o.transaction_key = m.transaction_key
@@ -428,7 +438,8 @@ open_rows as not materialized (
         u.account, u.direction, u.amount_minor, u.currency, u.status, u.event_at,
         u.business_date, u.file_id, u.line_no, u.row_count,
         u.outcome, u.break_type,
-        null, null, u.counterpart, u.difference_minor, false, u.explanation, u.awaiting
+        u.resolution, null, u.counterpart, u.difference_minor, false, u.explanation, u.awaiting,
+        u.resolved_by
     from unmatched_outcomes as u
 ),
 
@@ -510,7 +521,8 @@ select
     o.row_count,
     o.file_id,
     o.line_no,
-    '{{ classified_by }}' as classified_by
+    '{{ classified_by }}' as classified_by,
+    o.decision_id
 from open_rows as o
 left join counterparts as c
     on c.transaction_key = o.counterpart_key
@@ -556,7 +568,9 @@ select
     s.row_count,
     s.file_id,
     s.line_no,
-    s.classified_by
+    s.classified_by,
+    -- a settled item is an open break: no decision paired it
+    null::bigint as decision_id
 from previous as s
 inner join settled as k
     on k.project = s.project and k.transaction_key = s.transaction_key

@@ -11,5 +11,7 @@ select
     break_amount_minor,
     match_rate,
     complete,
-    awaiting_sources
+    awaiting_sources,
+    resolved_count,
+    resolved_amount_minor
 from {{ ref('fct_daily_summary') }}

@@ -14,5 +14,6 @@ select
     minutes_apart,
     currency,
     left_business_date,
-    right_business_date
+    right_business_date,
+    decision_id
 from {{ ref('fct_matches') }}

@@ -15,5 +15,6 @@ select
     age_days,
     explanation,
     transaction_key,
-    counterpart_key
+    counterpart_key,
+    decision_id
 from {{ ref('fct_outcomes') }}

@@ -17,6 +17,9 @@ LABELS = {
     "suspense_amount_minor": ("挂账金额", "Suspense amount"),
     "break_amount_minor": ("差异金额", "Break amount"),
     "match_rate": ("匹配率", "Match rate"),
+    "resolved_count": ("已处理笔数", "Resolved"),
+    "resolved_amount_minor": ("已处理金额", "Resolved amount"),
+    "decision_id": ("处理决定编号", "Decision"),
     "break_type": ("差异类型", "Break type"),
     "outcome": ("结果", "Outcome"),
     "needs_person": ("需人工处理", "Needs a person"),
@@ -71,7 +74,8 @@ LABELS = {
 }
 
 VALUES = {
-    "outcome": {"break": "差异 Break", "suspense": "挂账 Suspense", "matched": "已匹配 Matched"},
+    "outcome": {"break": "差异 Break", "suspense": "挂账 Suspense", "matched": "已匹配 Matched",
+                "resolved": "已处理 Resolved"},
     "direction": {"credit": "收 Credit", "debit": "付 Debit"},
     "side": {"platform": "平台 Platform", "bank": "银行 Bank", "channel": "渠道 Channel"},
     "needs_person": {True: "是 Yes", False: "否 No"},
