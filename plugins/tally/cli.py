@@ -37,13 +37,15 @@ def cmd_services(args) -> int:
 
 def cmd_web(args) -> int:
     """The finance workbench: in the background (default) or in this process (--foreground)."""
-    from tally import services
+    from tally import pipeline, services
     from tally.services import web
 
     settings = config.load()
     if settings.pg.embedded or settings.s3.embedded:
-        # The local path: the warehouse and zones the workbench shows, as `tally run` does.
+        # The local path: the warehouse and zones the workbench shows, as `tally run` does,
+        # and the workbench's own tables.
         settings = services.up(settings)
+        pipeline.prepare(settings)
     elif not settings.web.secret_key:
         # Real services are set up by whoever runs the pipeline (compose: airflow-init); the
         # workbench only needs the key that signs its sessions.
@@ -242,19 +244,6 @@ def cmd_audit(args) -> int:
     return 0
 
 
-def cmd_web(args) -> int:
-    import uvicorn
-
-    from tally import pipeline, services
-    from tally.workbench.app import create_app
-
-    settings = services.up(config.load())
-    pipeline.prepare(settings)
-    uvicorn.run(create_app(settings), host=settings.web.host, port=settings.web.port,
-                log_level="info")
-    return 0
-
-
 def cmd_bench(args) -> int:
     from tally.devtools import bench
 
@@ -367,9 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="to_date", type=_date)
     p.add_argument("--out", help="JSON lines file (default audit-FROM-TO.jsonl)")
     p.set_defaults(func=cmd_audit)
-
-    p = sub.add_parser("web", help="serve the finance workbench (TALLY_WEB_HOST, TALLY_WEB_PORT)")
-    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("bench", help="time each pipeline stage on a generated day (or K days)")
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
