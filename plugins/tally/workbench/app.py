@@ -86,6 +86,17 @@ async def form(request: Request) -> dict:
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
+def root_of(request: Request) -> str:
+    """Where the app is mounted ('' standalone, '/tally' inside Airflow's API server)."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def local_path(request: Request) -> str:
+    """The request's path within the app, whatever it is mounted under."""
+    path, root = request.url.path, root_of(request)
+    return path[len(root):] if root and path.startswith(root + "/") else path
+
+
 def page_user(request: Request, conn: Conn) -> User:
     name = request.session.get("user")
     generation = request.session.get("generation")
@@ -136,7 +147,8 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
                **context) -> HTMLResponse:
         language = user.language if user else request.session.get("language", "zh")
         html = env.get_template(template).render(
-            request=request, user=user, t=i18n.translator(language), language=language,
+            request=request, root=root_of(request), user=user, t=i18n.translator(language),
+            language=language,
             csrf=csrf_token(request),
             unread=notifications.unread(conn, user.name) if user else 0, **context)
         return HTMLResponse(html, status_code=status)
@@ -144,17 +156,28 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
     def back(url: str) -> RedirectResponse:
         return RedirectResponse(url, status_code=303)
 
+    # Under Airflow's API server the app is mounted at /tally (root_path): the pages link with
+    # {{ root }}, and every redirect to one of the app's own paths is made relative to it here.
+    @app.middleware("http")
+    async def _under_root(request: Request, call_next):
+        response = await call_next(request)
+        root, location = root_of(request), response.headers.get("location", "")
+        if root and location.startswith("/") and not location.startswith(root + "/"):
+            response.headers["location"] = root + location
+        return response
+
     # ---- errors ---------------------------------------------------------------------------
 
     def _error(request: Request, status: int, key: str, message: str):
-        if request.url.path.startswith("/api/"):
+        if local_path(request).startswith("/api/"):
             return JSONResponse({"error": message}, status_code=status)
         t = i18n.translator(request.scope.get("session", {}).get("language", "zh"))
         # autoescaped: the message may quote what the user typed
         html = env.from_string(
             "<!doctype html><meta charset=utf-8><title>{{ title }}</title>"
-            "<h1>{{ title }}</h1><p>{{ message }}</p><p><a href='/queue'>{{ home }}</a></p>"
-        ).render(title=t(key), message=message, home=t("queue"))
+            "<h1>{{ title }}</h1><p>{{ message }}</p><p><a href='{{ root }}/queue'>{{ home }}</a>"
+            "</p>"
+        ).render(title=t(key), message=message, home=t("queue"), root=root_of(request))
         return HTMLResponse(html, status_code=status)
 
     @app.exception_handler(SignIn)
@@ -233,7 +256,10 @@ def create_app(settings: Settings, policy: policies.Policy | None = None) -> Fas
         chosen = "en" if user.language == "zh" else "zh"
         users.update(conn, user.name, user.name, language=chosen)
         request.session["language"] = chosen
-        return back(data.get("next") if str(data.get("next", "")).startswith("/") else "/queue")
+        # back to the page the switch was pressed on, only if it is one of the app's own
+        wanted = str(data.get("next", ""))
+        inside = wanted.startswith("/") and not wanted.startswith("//") and "\\" not in wanted
+        return back(wanted if inside else "/queue")
 
     @app.get("/queue", include_in_schema=False)
     def queue_page(request: Request, user: PageUser, conn: Conn):
