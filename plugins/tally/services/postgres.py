@@ -23,13 +23,6 @@ SERVER_OPTIONS = {
     "work_mem": "64MB",
     "maintenance_work_mem": "256MB",
     "max_wal_size": "4GB",
-    # Nothing replicates the embedded cluster, so its WAL serves crash recovery only. At
-    # "minimal" a finished WAL segment is dropped from the page cache (at "replica", the
-    # default, a day's WAL, as large as the day's data, crowded the recent days' tables out of
-    # memory once the warehouse outgrew it), and a table created in the same transaction as
-    # its rows (a dbt table model) is written without WAL.
-    "wal_level": "minimal",
-    "max_wal_senders": "0",
     "synchronous_commit": "off",
     "max_connections": "100",
     # Compiling a large plan to machine code took longer than running it (the reconciliation
