@@ -143,7 +143,35 @@ def cmd_demo(args) -> int:
 
     settings = config.load()
     generator.generate_day(args.date, args.scale, settings.inbox_dir, seed=args.seed)
-    return run_day(settings, args.date)
+    code = run_day(settings, args.date)
+    if code == 0:
+        demo_workbench(settings)
+    return code
+
+
+# Maker-checker needs two people: the demo makes one of each role that works a break.
+DEMO_PEOPLE = (("admin", "admin"), ("operator", "operator"), ("approver", "approver"))
+
+
+def demo_workbench(settings) -> None:
+    """Leave the workbench running on the demo's warehouse, with people to sign in as: each
+    password is printed when its user is made, once; a later demo says the users exist."""
+    from tally import services
+    from tally.services import web
+    from tally.workbench import users
+    from tally.workbench.access import Invalid
+
+    settings = services.up(settings)
+    address = web.start(settings)
+    print(f"\nWorkbench      {address}  (stop it with `tally services down`)")
+    with _workbench_connection() as conn:
+        for name, role in DEMO_PEOPLE:
+            try:
+                password = users.add(conn, name, role, actor="demo")
+                print(f"  sign in as   {name} / {password}  ({role}; shown this once)")
+            except Invalid:
+                print(f"  sign in as   {name}  ({role}; its password was shown when the first "
+                      "demo made it: `tally users add` makes another user)")
 
 
 def cmd_upload(args) -> int:
