@@ -208,14 +208,17 @@ def start_run(settings: Settings, run_id: str, business_date: date, dry_run: boo
     warehouse's run lock (waiting up to `wait_seconds` for another run to finish); refuse a
     date whose previous date has files but was never reconciled."""
     from tally import accounts, recon, runlock
+    from tally.workbench import schema as workbench_schema
 
     # The rules in force include the account registry: it decides which rows each project
     # holds and which bank credits are a channel's payout.
     rules = {**recon.load(settings), "accounts": accounts.load(settings).dbt_var()}
     with postgres.connect(settings, autocommit=True) as conn:
         # Every part of the schema, raw tables too, before the lock: the run's steps then find
-        # nothing to change while other runs wait for it.
+        # nothing to change while other runs wait for it. The workbench's decisions are a
+        # source of the matching.
         warehouse.ensure_schema(conn, sources.load_all(settings))
+        workbench_schema.ensure(conn)
         conn.execute(
             """insert into tally.runs (run_id, business_date, code_version, rules_digest, rules,
                                        dry_run)
