@@ -183,10 +183,16 @@ def ensure_schema(conn: psycopg.Connection, sources=None,
     applied = _applied(conn)
     if all(applied.get(part) == digest for part, (digest, _) in wanted.items()):
         return
+    retry_while_busy(lambda: _apply(conn, wanted), wait_seconds)
+
+
+def retry_while_busy(attempt, wait_seconds: float = SCHEMA_LOCK_WAIT_SECONDS) -> None:
+    """Run a schema change's attempt (one transaction that takes its tables NOWAIT) until it
+    finds them free, for up to `wait_seconds` (LockNotAvailable after that)."""
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            _apply(conn, wanted)
+            attempt()
             return
         except psycopg.errors.LockNotAvailable:
             if time.monotonic() >= deadline:

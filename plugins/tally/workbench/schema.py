@@ -8,8 +8,6 @@ at once without waiting (NOWAIT, retried), so it never waits while holding a loc
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 from psycopg import sql
 
@@ -200,23 +198,13 @@ from workbench.proposals as p
 where p.status = 'approved';
 """
 
-LOCK_RETRY_SECONDS = 0.2
-
-
-def ensure(conn: psycopg.Connection, wait_seconds: float = 600.0) -> None:
+def ensure(conn: psycopg.Connection,
+           wait_seconds: float = warehouse.SCHEMA_LOCK_WAIT_SECONDS) -> None:
     """Create or update the workbench schema (idempotent; no lock when already current)."""
     digest = warehouse._digest(DDL)
     if warehouse._applied(conn).get(PART) == digest:
         return
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            _apply(conn, digest)
-            return
-        except psycopg.errors.LockNotAvailable:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(LOCK_RETRY_SECONDS)
+    warehouse.retry_while_busy(lambda: _apply(conn, digest), wait_seconds)
 
 
 def _apply(conn: psycopg.Connection, digest: str) -> None:
