@@ -10,7 +10,8 @@
 -- on the other names both. break_key is stable: a hash of the project, the type and the two
 -- rows' stable keys, so the same difference keeps its key on every day it stays open and in
 -- every re-run.
--- Kept by date: a run writes its as_of date's rows and no other.
+-- Kept by date: a run writes its as_of date's rows and no other. Indexed by break_key too:
+-- the workbench finds a case's break by its key, on any date.
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
@@ -18,6 +19,7 @@
     full_refresh=false,
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['as_of_date']}],
+    post_hook="{{ index_on('break_key') }}",
 ) }}
 
 with outcomes as (

@@ -44,6 +44,24 @@ def sync(conn: psycopg.Connection, policy: Policy, first: date, last: date) -> i
     return len(made)
 
 
+def sync_once(conn: psycopg.Connection, policy: Policy, day: date) -> bool:
+    """Make the date's cases (sync) once per run of the date: its breaks and suspense change
+    only when it runs. Returns whether they were made now. A date no run is recorded for (built
+    by dbt alone) is synced every time."""
+    run = conn.execute("select run_id from tally.runs where business_date = %s"
+                       " order by started_at desc limit 1", (day,)).fetchone()
+    seen = conn.execute("select run_id from workbench.synced_dates where business_date = %s",
+                        (day,)).fetchone()
+    if run and seen and seen[0] == run[0]:
+        return False
+    sync(conn, policy, day, day)
+    if run:
+        conn.execute("insert into workbench.synced_dates (business_date, run_id) values (%s, %s)"
+                     " on conflict (business_date) do update set run_id = excluded.run_id,"
+                     " synced_at = now()", (day, run[0]))
+    return True
+
+
 def retire(conn: psycopg.Connection, latest: date) -> list[int]:
     """Proposals still waiting on a case whose item is no longer open on the latest reconciled
     date (a late counterpart matched it, a suspense item became a break) are stale: deciding

@@ -9,7 +9,7 @@ a bound parameter; the only SQL chosen by the request is the sort, picked from a
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, timedelta
 
 import psycopg
 from psycopg import sql
@@ -114,14 +114,20 @@ def page(conn: psycopg.Connection, policy: Policy, f: QueueFilter) -> dict:
               "date_from": f.date_from, "date_to": f.date_to}
     if f.date_from is None or not _reconciled(conn):
         return result  # nothing reconciled yet
-    cases.sync(conn, policy, f.date_from, f.date_to)
+    day = f.date_from
+    while day <= f.date_to:
+        cases.sync_once(conn, policy, day)
+        day += timedelta(days=1)
     latest = latest_date(conn)
     if latest is not None and f.date_to >= latest:
         cases.retire(conn, latest)
+    # Over several dates an item is shown once, as of the latest; one date lists each once.
+    unique = ("select * from ({items}) as u" if f.date_from == f.date_to else
+              "select distinct on (case_key) * from ({items}) as u"
+              " order by case_key, business_date desc")
     query = sql.SQL("""
         with items as (
-            select distinct on (case_key) * from ({items}) as u
-            order by case_key, business_date desc
+            {unique}
         )
         select i.*, coalesce(c.status, 'open') as status, c.assignee,
                count(*) over () as total
@@ -139,7 +145,8 @@ def page(conn: psycopg.Connection, policy: Policy, f: QueueFilter) -> dict:
                or c.assignee = %(assignee)s::text)
         order by {order}
         limit %(limit)s offset %(offset)s
-    """).format(items=sql.SQL(_ITEMS), order=sql.SQL(SORTS[f.sort]))
+    """).format(unique=sql.SQL(unique).format(items=sql.SQL(_ITEMS)),
+                order=sql.SQL(SORTS[f.sort]))
     cur = conn.execute(query, {
         "date_from": f.date_from, "date_to": f.date_to, "project": f.project,
         "item_type": f.item_type, "min_amount": f.min_amount_minor,
@@ -177,7 +184,7 @@ def find_item(conn: psycopg.Connection, case_key: str) -> dict:
 def ensure_case(conn: psycopg.Connection, policy: Policy, case_key: str) -> dict:
     """The case's item; its case row made if the queue has not shown it yet."""
     item = find_item(conn, case_key)
-    cases.sync(conn, policy, item["business_date"], item["business_date"])
+    cases.sync_once(conn, policy, item["business_date"])
     return item
 
 

@@ -58,6 +58,14 @@ create table if not exists workbench.cases (
 );
 create index if not exists cases_by_assignee on workbench.cases (assignee, status);
 
+-- The run of each date whose items the cases were last made from: the queue makes a date's
+-- cases once per run of it, not on every view (a million open items took seconds each time).
+create table if not exists workbench.synced_dates (
+    business_date  date primary key,
+    run_id         text not null,
+    synced_at      timestamptz not null default now()
+);
+
 create table if not exists workbench.proposals (
     proposal_id             bigserial primary key,
     case_key                text not null references workbench.cases (case_key),
