@@ -1,7 +1,8 @@
 """Cases: one per break or suspense item, their assignee and status, and comments.
 
-A case row is made the first time the queue shows its item (`sync`), so that the queue can
-join on it and a project's auto-assign rule applies once, when the item first appears.
+A date's case rows are made once per run of that date, when the queue or a case first shows
+it after the run (`sync_once`), so that the queue can join on them and a project's auto-assign
+rule applies once, when the item first appears.
 """
 
 from __future__ import annotations
